@@ -1,0 +1,61 @@
+"""FastAPI app factory: ``uvicorn music_api.main:create_app --factory``. Read-only over the outputs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis
+from fastapi import FastAPI
+from psycopg_pool import ConnectionPool
+
+from music_api.routes import health, tracks
+from music_core.settings import Settings
+from music_core.storage import ObjectStore
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    missing = [
+        name
+        for name, value in (
+            ("MUSIC_DATABASE_URL", settings.database_url),
+            ("MUSIC_S3_ENDPOINT", settings.s3_endpoint),
+            ("MUSIC_REDIS_URL", settings.redis_url),
+            ("MUSIC_API_TOKEN", settings.api_token),
+        )
+        if not value
+    ]
+    if missing:
+        raise RuntimeError("the API needs " + ", ".join(missing) + " (music-analyzer up sets them)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = ConnectionPool(
+            settings.database_url, min_size=1, max_size=10, open=False, kwargs={"connect_timeout": 5}
+        )
+        pool.open(wait=False)
+        app.state.pool = pool
+        app.state.redis = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+        )
+        try:
+            yield
+        finally:
+            pool.close()
+            app.state.redis.close()
+
+    app = FastAPI(title="Music Analyzer API", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.token_bytes = settings.api_token.get_secret_value().encode()  # type: ignore[union-attr]
+    app.state.store = ObjectStore(
+        settings.s3_endpoint,  # type: ignore[arg-type]
+        settings.s3_access_key or "",
+        settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else "",
+        bucket=settings.bucket,
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+    )
+    app.include_router(health.router)
+    app.include_router(tracks.router)
+    return app

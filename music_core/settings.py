@@ -1,0 +1,80 @@
+"""One settings object for pipeline, API and command line.
+
+Every value comes from an environment variable with the ``MUSIC_`` prefix (or a ``.env`` file).
+The embedded default and production differ only in these values: leave the connection URLs empty
+and the command line starts PostgreSQL, the S3 server and Redis under ``MUSIC_DATA_DIR``; set them
+and it uses your services instead.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MUSIC_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path(".data"), description="Where the embedded services keep their data.")
+
+    # --- system of record -------------------------------------------------------------------
+    database_url: str | None = Field(
+        None, description="postgresql:// URL of the application database; empty = embedded PostgreSQL."
+    )
+    dagster_database_url: str | None = Field(
+        None,
+        description="postgresql+psycopg2:// URL for Dagster's storage; empty = embedded PostgreSQL.",
+    )
+
+    # --- object store -------------------------------------------------------------------------
+    s3_endpoint: str | None = Field(None, description="host:port of the S3 server; empty = embedded.")
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_secure: bool = False
+    s3_region: str | None = None
+    bucket: str = "music"
+    inbox_prefix: str = "inbox/"
+
+    # --- cache --------------------------------------------------------------------------------
+    redis_url: str | None = Field(None, description="redis:// URL; empty = embedded Redis.")
+
+    # --- embedded service ports (loopback only) -------------------------------------------------
+    embedded_s3_port: int = 8333
+    embedded_redis_port: int = 6390
+
+    # --- processes started by `music-analyzer up` ----------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    dagster_host: str = "127.0.0.1"
+    dagster_port: int = 3000
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token for the API; empty = generated once and kept in the data dir."
+    )
+
+    # --- pipeline -----------------------------------------------------------------------------
+    sensor_interval_seconds: int = 10
+    tracks_per_run: int = Field(50, ge=1, description="Tracks processed by one Dagster run.")
+    objects_per_registration_run: int = Field(200, ge=1)
+    workers: int = Field(2, ge=1, description="Parallel conversions inside one run.")
+    max_file_bytes: int = Field(8 * 1024**3, ge=1, description="Larger uploads are refused.")
+    ffmpeg_timeout_seconds: int = Field(3600, ge=10)
+
+    @field_validator("inbox_prefix")
+    @classmethod
+    def _prefix_ends_with_slash(cls, value: str) -> str:
+        value = value.strip("/")
+        if not value:
+            raise ValueError("inbox_prefix must not be empty")
+        return value + "/"
+
+    @cached_property
+    def data_path(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def embedded(self) -> bool:
+        """True when at least one service is left to the embedded default."""
+        return self.database_url is None or self.s3_endpoint is None or self.redis_url is None

@@ -1,0 +1,113 @@
+"""Object store adapter over the minio SDK (works with MinIO, SeaweedFS and AWS S3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from minio import Minio
+from minio.commonconfig import ComposeSource, CopySource
+from minio.error import S3Error
+
+COPY_OBJECT_LIMIT = 5 * 1024**3  # S3 CopyObject refuses larger sources; compose copies in parts
+_MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+    last_modified: dt.datetime | None
+    content_type: str | None = None
+    metadata: Mapping[str, str] | None = None
+
+
+class ObjectStore:
+    def __init__(
+        self,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        *,
+        bucket: str,
+        secure: bool = False,
+        region: str | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self.client = Minio(
+            endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region
+        )
+
+    def ensure_bucket(self) -> None:
+        if not self.client.bucket_exists(self.bucket):
+            try:
+                self.client.make_bucket(self.bucket)
+            except S3Error as exc:  # another process created it first
+                if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    raise
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
+            if obj.is_dir or obj.object_name is None:
+                continue
+            yield ObjectInfo(obj.object_name, obj.size or 0, (obj.etag or "").strip('"'), obj.last_modified)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            st = self.client.stat_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                return None
+            raise
+        meta = {k.lower().removeprefix("x-amz-meta-"): v for k, v in (st.metadata or {}).items()}
+        return ObjectInfo(
+            key, st.size or 0, (st.etag or "").strip('"'), st.last_modified, st.content_type, meta
+        )
+
+    def iter_chunks(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        """Stream an object in bounded chunks (constant memory whatever its size)."""
+        response = self.client.get_object(self.bucket, key)
+        try:
+            yield from response.stream(chunk_size)
+        finally:
+            response.close()
+            response.release_conn()
+
+    def presigned_get(self, key: str, expires: dt.timedelta = dt.timedelta(hours=2)) -> str:
+        return self.client.presigned_get_object(self.bucket, key, expires=expires)
+
+    def put_file(
+        self, key: str, path: Path, content_type: str, metadata: Mapping[str, str] | None = None
+    ) -> None:
+        self.client.fput_object(self.bucket, key, str(path), content_type=content_type, metadata=metadata)
+
+    def put_stream(
+        self,
+        key: str,
+        stream: BinaryIO,
+        size: int,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        self.client.put_object(
+            self.bucket,
+            key,
+            stream,
+            size,
+            content_type=content_type,
+            metadata=metadata,
+            part_size=16 * 1024**2,
+        )
+
+    def copy(self, source_key: str, dest_key: str, size: int) -> None:
+        if size <= COPY_OBJECT_LIMIT:
+            self.client.copy_object(self.bucket, dest_key, CopySource(self.bucket, source_key))
+        else:
+            self.client.compose_object(self.bucket, dest_key, [ComposeSource(self.bucket, source_key)])
+
+    def delete(self, key: str) -> None:
+        self.client.remove_object(self.bucket, key)

@@ -1,0 +1,135 @@
+"""Console script ``music-analyzer``: up, ingest, process, status, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from music_core.db.migrate import migrate
+from music_core.embedded import EmbeddedServices, ServiceEndpoints
+from music_core.settings import Settings
+from music_core.storage import ObjectStore
+
+
+def store_for(settings: Settings, ep: ServiceEndpoints) -> ObjectStore:
+    return ObjectStore(
+        ep.s3_endpoint, ep.s3_access_key, ep.s3_secret_key,
+        bucket=settings.bucket, secure=ep.s3_secure, region=settings.s3_region,
+    )  # fmt: skip
+
+
+@contextmanager
+def connected(settings: Settings, with_redis: bool = False) -> Iterator[tuple[ServiceEndpoints, ObjectStore]]:
+    """Connect to the configured services, starting embedded ones for this command if needed."""
+    with EmbeddedServices(settings, with_redis=with_redis) as ep:
+        os.environ.update(ep.as_env())
+        migrate(ep.database_url)
+        store = store_for(settings, ep)
+        store.ensure_bucket()
+        yield ep, store
+
+
+def _print_report(rows: list[dict[str, Any]], as_json: bool) -> None:
+    for row in rows:
+        if as_json:
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+        else:
+            stages = " ".join(f"{k}={v}" for k, v in row["stages"].items())
+            extra = f"  duplicate of {row['duplicate_of']}" if row.get("duplicate_of") else ""
+            err = f"  error: {row['error']}" if row["error"] else ""
+            print(f"{(row['track_id'] or '-')[:12]}  {row['file']}  {stages}{extra}{err}")
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from music_core.uploads import LocalFile, expand_paths, upload_to_inbox
+
+    failures = 0
+    with connected(settings) as (_, store):
+        for item in expand_paths(args.paths):
+            if isinstance(item, LocalFile):
+                key = upload_to_inbox(store, settings.inbox_prefix, item)
+                print(f"uploaded {item.path} -> s3://{settings.bucket}/{key}")
+            else:
+                failures += 1
+                print(f"skipped {item[0]}: {item[1]}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from music_pipeline.definitions import build_resources
+    from music_pipeline.instance import prepare_dagster_home
+    from music_pipeline.oneshot import process_paths
+
+    with connected(settings) as (ep, store):
+        instance = dg.DagsterInstance.from_config(str(prepare_dagster_home(settings)))
+        try:
+            rows = process_paths(
+                args.paths, store=store, database_url=ep.database_url, instance=instance,
+                resources=build_resources(settings), batch=settings.tracks_per_run, reprocess=args.reprocess,
+            )  # fmt: skip
+        finally:
+            instance.dispose()
+    _print_report(rows, args.json)
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from music_pipeline.oneshot import status_report
+
+    with connected(settings) as (ep, _):
+        _print_report(status_report(ep.database_url), args.json)
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    with EmbeddedServices(settings, with_redis=False) as ep:
+        applied = migrate(ep.database_url)
+    print("applied: " + (", ".join(applied) or "nothing (up to date)"))
+    return 0
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from music_pipeline.supervisor import run_until_stopped
+
+    return run_until_stopped(settings, upload_demo=not args.no_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="music-analyzer", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start services, Dagster and the API; Ctrl-C stops them all")
+    up.add_argument("--no-demo", action="store_true", help="do not upload the demo audio on first start")
+    up.set_defaults(func=cmd_up)
+    ingest = sub.add_parser("ingest", help="upload files and folders into the bucket inbox")
+    ingest.add_argument("paths", nargs="+")
+    ingest.set_defaults(func=cmd_ingest)
+    process = sub.add_parser("process", help="ingest and run every stage in-process, then report")
+    process.add_argument("paths", nargs="+")
+    process.add_argument("--json", action="store_true", help="one JSON object per input file")
+    process.add_argument("--reprocess", action="store_true", help="run stages again for known content")
+    process.set_defaults(func=cmd_process)
+    status = sub.add_parser("status", help="per-track stage states for everything known")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+    mig = sub.add_parser("migrate", help="apply database migrations")
+    mig.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
+    return int(args.func(Settings(), args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Composes the code location. No logic lives here."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from music_core.settings import Settings
+from music_pipeline.defs.audio.assets import audio_file, converted_audio
+from music_pipeline.defs.ingest.jobs import register_uploads_job
+from music_pipeline.defs.ingest.sensors import inbox_sensor, new_tracks_sensor
+from music_pipeline.defs.partitions import tracks_partitions
+from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
+
+PER_TRACK_ASSETS = [audio_file, converted_audio]
+
+process_tracks_job = dg.define_asset_job(
+    "process_tracks_job",
+    selection=dg.AssetSelection.assets(*PER_TRACK_ASSETS),
+    partitions_def=tracks_partitions,
+    executor_def=dg.in_process_executor,
+    description="Every per-track stage for a batch of tracks (one run, many partitions).",
+)
+
+
+def build_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
+    """Connection values come from the environment at run time (secrets never enter run config)."""
+    s = settings or Settings()
+    return {
+        "db": DatabaseResource(url=dg.EnvVar("MUSIC_DATABASE_URL")),
+        "storage": ObjectStoreResource(
+            endpoint=dg.EnvVar("MUSIC_S3_ENDPOINT"),
+            access_key=dg.EnvVar("MUSIC_S3_ACCESS_KEY"),
+            secret_key=dg.EnvVar("MUSIC_S3_SECRET_KEY"),
+            bucket=s.bucket,
+            secure=s.s3_secure,
+            region=s.s3_region,
+            inbox_prefix=s.inbox_prefix,
+        ),
+        "pipeline": PipelineConfigResource(
+            workers=s.workers,
+            tracks_per_run=s.tracks_per_run,
+            objects_per_registration_run=s.objects_per_registration_run,
+            ffmpeg_timeout_seconds=s.ffmpeg_timeout_seconds,
+        ),
+    }
+
+
+defs = dg.Definitions(
+    assets=PER_TRACK_ASSETS,
+    jobs=[process_tracks_job, register_uploads_job],
+    sensors=[inbox_sensor, new_tracks_sensor],
+    resources=build_resources(),
+)

@@ -1,0 +1,98 @@
+"""`music-analyzer process`: ingest local files and run every stage in this process, no UI needed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+
+from music_core.batching import contiguous_ranges
+from music_core.db import tracks
+from music_core.db.connection import connect
+from music_core.ingest import RegisteredUpload, register_local_file
+from music_core.stages import STAGES
+from music_core.storage import ObjectStore
+from music_core.uploads import LocalFile, expand_paths
+from music_pipeline.defs.ingest.jobs import add_missing_partitions
+from music_pipeline.defs.partitions import tracks_partitions
+
+
+def track_report(state: tracks.TrackState | None) -> dict[str, Any]:
+    stages = {name: "skipped" for name in STAGES}
+    error = None
+    if state is not None:
+        for name in STAGES:
+            status = state.stages.get(name)
+            stages[name] = "done" if status == "done" else "failed" if status == "failed" else "skipped"
+        failed = [n for n in STAGES if state.stages.get(n) == "failed"]
+        error = f"{failed[0]}: {state.errors.get(failed[0])}" if failed else None
+    return {"stages": stages, "error": error}
+
+
+def materialize_tracks(
+    instance: dg.DagsterInstance, resources: dict[str, Any], track_ids: Sequence[str], batch: int
+) -> None:
+    from music_pipeline.definitions import PER_TRACK_ASSETS
+
+    name = tracks_partitions.name
+    assert name is not None
+    order = instance.get_dynamic_partitions(name)
+    for first, last in contiguous_ranges(order, track_ids, batch):
+        dg.materialize(
+            PER_TRACK_ASSETS,
+            instance=instance,
+            resources=resources,
+            tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+            raise_on_error=True,
+        )
+
+
+def process_paths(
+    paths: Sequence[str],
+    *,
+    store: ObjectStore,
+    database_url: str,
+    instance: dg.DagsterInstance,
+    resources: dict[str, Any],
+    batch: int,
+    reprocess: bool = False,
+) -> list[dict[str, Any]]:
+    entries: list[tuple[str, RegisteredUpload | None, str | None]] = []
+    for item in expand_paths(paths):
+        if not isinstance(item, LocalFile):
+            entries.append((item[0], None, item[1]))
+            continue
+        try:
+            entries.append(
+                (str(item.path), register_local_file(store, database_url, item.path, item.name), None)
+            )
+        except OSError as exc:
+            entries.append((str(item.path), None, f"cannot read file: {exc.strerror or exc}"))
+    ids = list(dict.fromkeys(reg.track_id for _, reg, _ in entries if reg))
+    add_missing_partitions(instance, ids)
+    with connect(database_url) as conn:
+        states = {s.track_id: s for s in tracks.track_states(conn, ids)}
+    todo = ids if reprocess else [t for t in ids if any(states[t].stages.get(s) != "done" for s in STAGES)]
+    if todo:
+        materialize_tracks(instance, resources, todo, batch)
+        with connect(database_url) as conn:
+            states = {s.track_id: s for s in tracks.track_states(conn, ids)}
+    report = []
+    for file, reg, problem in entries:
+        if reg is None:
+            report.append({"file": file, "track_id": None, "duplicate_of": None,
+                           "stages": {n: "skipped" for n in STAGES}, "error": problem})  # fmt: skip
+            continue
+        report.append({"file": file, "track_id": reg.track_id, "duplicate_of": reg.duplicate_of,
+                       **track_report(states.get(reg.track_id))})  # fmt: skip
+    return report
+
+
+def status_report(database_url: str) -> list[dict[str, Any]]:
+    with connect(database_url) as conn:
+        states = tracks.track_states(conn)
+    return [
+        {"file": s.original_filename, "track_id": s.track_id, "aliases": s.aliases, **track_report(s)}
+        for s in states
+    ]

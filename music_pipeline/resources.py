@@ -1,0 +1,48 @@
+"""Dagster resources: thin wrappers that build the plain adapters from configuration."""
+
+import dagster as dg
+
+from music_core.stages import StageContext
+from music_core.storage import ObjectStore
+
+
+class DatabaseResource(dg.ConfigurableResource):
+    """The application database (system of record)."""
+
+    url: str
+
+
+class ObjectStoreResource(dg.ConfigurableResource):
+    endpoint: str
+    access_key: str
+    secret_key: str
+    bucket: str = "music"
+    secure: bool = False
+    region: str | None = None
+    inbox_prefix: str = "inbox/"
+
+    def store(self) -> ObjectStore:
+        return ObjectStore(
+            self.endpoint,
+            self.access_key,
+            self.secret_key,
+            bucket=self.bucket,
+            secure=self.secure,
+            region=self.region,
+        )
+
+
+class PipelineConfigResource(dg.ConfigurableResource):
+    workers: int = 2
+    tracks_per_run: int = 50
+    objects_per_registration_run: int = 200
+    ffmpeg_timeout_seconds: int = 3600
+
+
+def stage_context(
+    context: dg.AssetExecutionContext,
+    db: DatabaseResource,
+    storage: ObjectStoreResource,
+    cfg: PipelineConfigResource,
+) -> StageContext:
+    return StageContext(storage.store(), db.url, context.run.run_id, cfg.ffmpeg_timeout_seconds)

@@ -1,0 +1,188 @@
+"""`music-analyzer up`: services, migrations, Dagster webserver + daemon and the API, under one roof.
+
+Ctrl-C (or SIGTERM) stops every process started here, children first, then the embedded services.
+Running it again resumes on the same data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from music_core.db.migrate import migrate
+from music_core.embedded import (
+    EmbeddedServices,
+    load_or_create_secrets,
+    port_is_open,
+    restore_default_signals,
+    wait_until,
+)
+from music_core.settings import Settings
+from music_core.uploads import LocalFile, expand_paths, upload_to_inbox
+from music_pipeline.cli import store_for
+from music_pipeline.instance import PROJECT_ROOT, prepare_dagster_home
+
+DEMO_DIR = PROJECT_ROOT / "demo"
+
+
+class Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, _frame: object) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen
+    log: Path
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGINT)  # Dagster shuts its code servers down on SIGINT
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        except ProcessLookupError:
+            pass
+
+
+def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> Child:
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{name}.log"
+    with log.open("ab") as fh:
+        proc = subprocess.Popen(
+            args, cwd=PROJECT_ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, preexec_fn=restore_default_signals,
+        )  # fmt: skip
+    return Child(name, proc, log)
+
+
+def _upload_demo(settings: Settings, store) -> int:  # noqa: ANN001
+    marker = settings.data_path / ".demo-uploaded"
+    if marker.exists() or not DEMO_DIR.is_dir():
+        return 0
+    count = 0
+    for item in expand_paths([DEMO_DIR]):
+        if isinstance(item, LocalFile):
+            upload_to_inbox(store, settings.inbox_prefix, item)
+            count += 1
+    marker.write_text("demo audio uploaded once; delete this file to upload it again\n")
+    return count
+
+
+def _banner(settings: Settings, env: dict[str, str], token: str, demo: int, logs: Path) -> str:
+    s3 = env["MUSIC_S3_ENDPOINT"]
+    lines = [
+        "",
+        "music-analyzer is up",
+        f"  Dagster UI      http://{settings.dagster_host}:{settings.dagster_port}",
+        f"  API             http://{settings.api_host}:{settings.api_port}  (docs at /docs)",
+        f"  API token       {token}   (Authorization: Bearer <token>)",
+        f"  S3 endpoint     http://{s3}  bucket '{settings.bucket}'",
+        f"  S3 access key   {env['MUSIC_S3_ACCESS_KEY']}",
+        f"  S3 secret key   {env['MUSIC_S3_SECRET_KEY']}",
+        f"  data directory  {settings.data_path}",
+        f"  logs            {logs}",
+        "",
+        f"Add music: upload into s3://{settings.bucket}/{settings.inbox_prefix} with any S3 client, or run",
+        "  .venv/bin/music-analyzer ingest ~/Music",
+        "New files are registered and processed automatically (the sensors are on).",
+    ]
+    if demo:
+        lines.append(f"{demo} demo files were uploaded to the inbox; watch them in the Dagster UI.")
+    lines += ["Press Ctrl-C to stop everything.", ""]
+    return "\n".join(lines)
+
+
+def run_until_stopped(settings: Settings, upload_demo: bool = True) -> int:
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    for port, what in ((settings.dagster_port, "Dagster UI"), (settings.api_port, "API")):
+        if port_is_open(port, settings.api_host):
+            print(
+                f"port {port} for the {what} is already in use; is another instance running?", file=sys.stderr
+            )
+            return 1
+    services = EmbeddedServices(settings)
+    children: list[Child] = []
+    try:
+        ep = services.start()
+        migrate(ep.database_url)
+        store = store_for(settings, ep)
+        store.ensure_bucket()
+        token = (
+            settings.api_token.get_secret_value()
+            if settings.api_token
+            else load_or_create_secrets(settings.data_path)["api_token"]
+        )
+        env = {
+            **os.environ,
+            **ep.as_env(),
+            "DAGSTER_HOME": str(prepare_dagster_home(settings)),
+            "MUSIC_API_TOKEN": token,
+            "MUSIC_DATA_DIR": str(settings.data_path),
+        }
+        bindir = Path(sys.executable).parent
+        logs = settings.data_path / "logs"
+        workspace = str(PROJECT_ROOT / "workspace.yaml")
+        children.append(
+            _spawn("dagster-daemon", [str(bindir / "dagster-daemon"), "run", "-w", workspace], env, logs)
+        )
+        children.append(
+            _spawn(
+                "dagster-webserver",
+                [str(bindir / "dagster-webserver"), "-w", workspace,
+                 "-h", settings.dagster_host, "-p", str(settings.dagster_port)],
+                env, logs,
+            )
+        )  # fmt: skip
+        children.append(
+            _spawn(
+                "api",
+                [sys.executable, "-m", "uvicorn", "music_api.main:create_app", "--factory",
+                 "--host", settings.api_host, "--port", str(settings.api_port), "--no-access-log"],
+                env, logs,
+            )
+        )  # fmt: skip
+        demo = _upload_demo(settings, store) if upload_demo else 0
+        for port, what in ((settings.api_port, "API"), (settings.dagster_port, "Dagster UI")):
+            wait_until(lambda p=port: port_is_open(p, settings.api_host) or _any_dead(children), 180, what)
+            if _any_dead(children):
+                break
+        if not _any_dead(children):
+            print(_banner(settings, env, token, demo, logs), flush=True)
+        while not _any_dead(children):
+            time.sleep(1)
+        dead = [c for c in children if c.proc.poll() is not None]
+        for child in dead:
+            print(
+                f"{child.name} exited with {child.proc.returncode}; last lines of {child.log}:",
+                file=sys.stderr,
+            )
+            print("\n".join(child.log.read_text(errors="replace").splitlines()[-20:]), file=sys.stderr)
+        return 1
+    except Stop:
+        print("\nstopping...", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for child in reversed(children):
+            child.stop()
+        services.stop()
+        print("stopped.", flush=True)
+
+
+def _any_dead(children: list[Child]) -> bool:
+    return any(c.proc.poll() is not None for c in children)
