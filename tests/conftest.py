@@ -1,0 +1,102 @@
+"""Session-wide real services (PostgreSQL+pgvector, SeaweedFS S3, Redis) on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from music_core.db.migrate import migrate
+from music_core.embedded import EmbeddedServices, ServiceEndpoints
+from music_core.settings import Settings
+from music_core.storage import ObjectStore
+
+APP_TABLES = "music_files, search_history, api_config, cleanup_log, storage_stats"
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def free_port_block() -> int:
+    """A base port whose S3 neighbours (base..base+5, base+10001..base+10005) are all free."""
+    for _ in range(200):
+        base = random.randrange(20000, 30000)
+        ports = [base + i for i in range(6)] + [base + 10000 + i for i in range(1, 6)]
+        if all(_free(p) for p in ports):
+            return base
+    raise RuntimeError("no free port block")
+
+
+def service_settings(data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "database_url": None,
+        "dagster_database_url": None,
+        "s3_endpoint": None,
+        "redis_url": None,
+        "embedded_s3_port": free_port_block(),
+        "embedded_redis_port": free_port(),
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoints]:
+    settings = service_settings(tmp_path_factory.mktemp("services"))
+    with EmbeddedServices(settings) as ep, pytest.MonkeyPatch.context() as mp:
+        for key, value in ep.as_env().items():
+            mp.setenv(key, value)
+        migrate(ep.database_url)
+        yield ep
+
+
+@pytest.fixture
+def db_url(services: ServiceEndpoints) -> str:
+    """The application database, emptied before each test."""
+    with psycopg.connect(services.database_url) as conn:
+        conn.execute(f"TRUNCATE {APP_TABLES} CASCADE")  # noqa: S608 - fixed table list
+    return services.database_url
+
+
+@pytest.fixture
+def store(services: ServiceEndpoints) -> ObjectStore:
+    """A fresh bucket per test."""
+    s = ObjectStore(
+        services.s3_endpoint,
+        services.s3_access_key,
+        services.s3_secret_key,
+        bucket=f"t-{uuid.uuid4().hex[:12]}",
+    )
+    s.ensure_bucket()
+    return s
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never pick up a developer's MUSIC_DATA_DIR."""
+    if "MUSIC_DATA_DIR" in os.environ:
+        monkeypatch.delenv("MUSIC_DATA_DIR")

@@ -1,0 +1,117 @@
+"""Probe and conversion on real files in every format users bring, and on bad ones."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mutagen.flac import FLAC
+
+from music_core.audio.convert import TARGET_RATE, convert_to_mono_16k
+from music_core.audio.errors import AudioError
+from music_core.audio.probe import probe
+from tests import media
+
+ALL_FORMATS = sorted(media.AUDIO_FORMATS) + sorted(media.VIDEO_FORMATS)
+SPEECH_SECONDS = 11.0
+
+
+@pytest.fixture(scope="module")
+def encoded(media_dir: Path) -> dict[str, Path]:
+    return {ext: media.encode(media_dir / f"speech.{ext}") for ext in ALL_FORMATS}
+
+
+@pytest.fixture(scope="module")
+def bad(media_dir: Path) -> dict[str, Path]:
+    return media.bad_inputs(media_dir / "bad")
+
+
+def fingerprint_values(fp: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(fp), dtype="<u4")
+
+
+def bit_error_rate(a: str, b: str) -> float:
+    x, y = fingerprint_values(a), fingerprint_values(b)
+    n = min(len(x), len(y))
+    diff = np.bitwise_xor(x[:n], y[:n])
+    return float(np.unpackbits(diff.view(np.uint8)).sum()) / (n * 32)
+
+
+@pytest.mark.parametrize("ext", ALL_FORMATS)
+def test_probe_reads_every_format(encoded: dict[str, Path], ext: str) -> None:
+    facts = probe(str(encoded[ext]))
+    assert facts.duration == pytest.approx(SPEECH_SECONDS, abs=0.15)
+    assert facts.sample_rate > 0 and facts.channels >= 1
+    assert facts.has_video is (ext in media.VIDEO_FORMATS)
+
+
+@pytest.mark.parametrize("ext", ALL_FORMATS)
+def test_conversion_is_16k_mono_flac_of_the_same_length(
+    encoded: dict[str, Path], ext: str, tmp_path: Path
+) -> None:
+    result = convert_to_mono_16k(str(encoded[ext]), tmp_path)
+    info = FLAC(result.path).info
+    assert (info.sample_rate, info.channels) == (TARGET_RATE, 1)
+    assert result.duration == pytest.approx(SPEECH_SECONDS, abs=0.1)
+    assert result.fingerprint
+
+
+def test_fingerprints_match_across_encodings_and_differ_for_other_audio(
+    encoded: dict[str, Path], tmp_path: Path
+) -> None:
+    fps = {}
+    for ext in ("wav", "mp3", "opus"):
+        work = tmp_path / ext
+        work.mkdir()
+        fps[ext] = convert_to_mono_16k(str(encoded[ext]), work).fingerprint
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other = convert_to_mono_16k(str(media.DEMO / "librivox_0870.wav"), other_dir).fingerprint
+    assert bit_error_rate(fps["wav"], fps["mp3"]) < 0.1
+    assert bit_error_rate(fps["wav"], fps["opus"]) < 0.1
+    assert bit_error_rate(fps["wav"], other) > 0.3
+
+
+def test_tags_are_read(tmp_path: Path) -> None:
+    path = media.encode(
+        tmp_path / "tagged.mp3",
+        extra=("-metadata", "title=Ask Not", "-metadata", "artist=JFK", "-metadata", "genre=Speech",
+               "-metadata", "date=1961", "-metadata", "album=Inaugural"),
+    )  # fmt: skip
+    facts = probe(str(path))
+    assert (facts.title, facts.artist, facts.genre, facts.year, facts.album) == (
+        "Ask Not", "JFK", "Speech", 1961, "Inaugural",
+    )  # fmt: skip
+
+
+def test_embedded_lyrics_are_read_from_flac(tmp_path: Path) -> None:
+    path = media.encode(tmp_path / "lyrics.flac", extra=("-metadata", "LYRICS=ask not what your country"))
+    assert probe(str(path)).lyrics == "ask not what your country"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("empty", "not a readable"),
+        ("text_as_mp3", "not a readable"),
+        ("png_as_flac", "no audio stream"),
+        ("video_only", "no audio stream"),
+    ],
+)
+def test_bad_files_give_one_line_reasons(bad: dict[str, Path], name: str, reason: str) -> None:
+    with pytest.raises(AudioError) as err:
+        probe(str(bad[name]))
+    assert reason in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_conversion_of_unreadable_input_fails_with_a_reason(bad: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(AudioError, match="conversion failed"):
+        convert_to_mono_16k(str(bad["text_as_mp3"]), tmp_path)
+
+
+def test_truncated_mp3_converts_what_is_there(bad: dict[str, Path], tmp_path: Path) -> None:
+    result = convert_to_mono_16k(str(bad["truncated"]), tmp_path)
+    assert 0 < result.duration < SPEECH_SECONDS * 0.6

@@ -1,0 +1,199 @@
+"""The Dagster layer end to end: sensors -> registration job -> batched per-track runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+
+from music_core.embedded import ServiceEndpoints
+from music_core.naming import converted_key, original_key
+from music_core.storage import ObjectStore
+from music_core.uploads import LocalFile, upload_to_inbox
+from music_pipeline import definitions
+from music_pipeline.defs.ingest.sensors import inbox_sensor, new_tracks_sensor
+from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
+from tests import media
+
+PREFIX = "inbox/"
+
+
+@pytest.fixture
+def resources(services: ServiceEndpoints, store: ObjectStore, db_url: str) -> dict[str, object]:
+    return {
+        "db": DatabaseResource(url=db_url),
+        "storage": ObjectStoreResource(
+            endpoint=services.s3_endpoint,
+            access_key=services.s3_access_key,
+            secret_key=services.s3_secret_key,
+            bucket=store.bucket,
+            inbox_prefix=PREFIX,
+        ),
+        "pipeline": PipelineConfigResource(workers=2, tracks_per_run=50, objects_per_registration_run=4),
+    }
+
+
+@pytest.fixture
+def defs(resources: dict[str, object]) -> dg.Definitions:
+    return dg.Definitions(
+        assets=definitions.PER_TRACK_ASSETS,
+        jobs=[definitions.process_tracks_job, definitions.register_uploads_job],
+        sensors=[inbox_sensor, new_tracks_sensor],
+        resources=resources,
+    )
+
+
+def stage_rows(db_url: str) -> dict[tuple[str, str], tuple[str, str | None]]:
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT a.original_name, s.stage, s.status, s.error FROM track_stages s "
+            "JOIN file_aliases a ON a.file_id = s.file_id"
+        ).fetchall()
+    return {(r[0], r[1]): (r[2], r[3]) for r in rows}
+
+
+def run_sensors_to_completion(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+    """What the daemon does: tick the inbox sensor, run registrations, tick the track sensor, run batches."""
+    register = defs.resolve_job_def("register_uploads_job")
+    process = defs.resolve_job_def("process_tracks_job")
+    with dg.build_sensor_context(instance=instance, resources=defs.resources) as ctx:
+        result = inbox_sensor(ctx)
+    assert isinstance(result, dg.SensorResult)
+    for request in result.run_requests or []:
+        assert register.execute_in_process(run_config=request.run_config, instance=instance).success
+    with dg.build_sensor_context(instance=instance, resources=defs.resources) as ctx:
+        tracks_result = new_tracks_sensor(ctx)
+    assert isinstance(tracks_result, dg.SensorResult)
+    for request in tracks_result.run_requests or []:
+        assert process.execute_in_process(instance=instance, tags=request.tags).success
+    return list(tracks_result.run_requests or [])
+
+
+def test_definitions_load() -> None:
+    dg.Definitions.validate_loadable(definitions.defs)
+    assert {s.name for s in definitions.defs.sensors or []} == {"inbox_sensor", "new_tracks_sensor"}
+
+
+def test_inbox_sensor_batches_and_remembers_what_it_requested(
+    defs: dg.Definitions, store: ObjectStore
+) -> None:
+    for i in range(6):
+        upload_to_inbox(store, PREFIX, LocalFile(media.SPEECH_MP3, f"copy {i}.mp3"))
+    upload_to_inbox(store, PREFIX, LocalFile(media.SPEECH_MP3, "song.lrc"))  # a sidecar, not a track
+    instance = dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(instance=instance, resources=defs.resources) as ctx:
+        first = inbox_sensor(ctx)
+    assert isinstance(first, dg.SensorResult) and first.cursor
+    batches = [r.run_config["ops"]["register_uploads"]["config"]["keys"] for r in first.run_requests or []]
+    assert [len(b) for b in batches] == [4, 2]
+    assert not any(k.endswith(".lrc") for b in batches for k in b)
+    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
+        assert isinstance(inbox_sensor(ctx), dg.SkipReason)  # still pending: not requested twice
+    # A re-upload with different content under a requested name is new work.
+    upload_to_inbox(store, PREFIX, LocalFile(media.SPEECH_WAV, "copy 0.mp3"))
+    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
+        again = inbox_sensor(ctx)
+    assert isinstance(again, dg.SensorResult)
+    assert [r.run_config["ops"]["register_uploads"]["config"]["keys"] for r in again.run_requests or []] == [
+        ["inbox/copy 0.mp3"]
+    ]
+    assert set(json.loads(again.cursor or "{}")) == {f"inbox/copy {i}.mp3" for i in range(6)}
+
+
+def test_good_and_bad_files_flow_through_in_batched_runs(
+    defs: dg.Definitions, store: ObjectStore, db_url: str, media_dir: Path
+) -> None:
+    good = {
+        f"Speech/jfk.{ext}": media.encode(media_dir / f"pipe.{ext}") for ext in ("mp3", "ogg", "m4a", "mkv")
+    }
+    bad = media.bad_inputs(media_dir / "pipeline-bad")
+    uploads = {**good, **{f"bad/{p.name}": p for p in bad.values()}}
+    for name, path in uploads.items():
+        upload_to_inbox(store, PREFIX, LocalFile(path, name))
+    instance = dg.DagsterInstance.ephemeral()
+
+    requests = run_sensors_to_completion(defs, instance)
+
+    assert len(requests) == 1  # every new track in one run, not one run per file
+    rows = stage_rows(db_url)
+    for name in good:
+        assert rows[(name, "audio_file")] == ("done", None)
+        assert rows[(name, "converted_audio")][0] == "done"
+    expected_failures = {
+        "bad/empty.mp3": "empty file",
+        "bad/notes.mp3": "not a readable",
+        "bad/cover.flac": "no audio stream",
+        "bad/silent-film.mp4": "no audio stream",
+    }
+    for name, reason in expected_failures.items():
+        status, error = rows[(name, "audio_file")]
+        assert status == "failed" and reason in (error or ""), (name, error)
+        assert rows[(name, "converted_audio")] == ("skipped", "audio_file is failed")
+    assert rows[("bad/truncated.mp3", "converted_audio")][0] == "done"
+
+    with psycopg.connect(db_url) as conn:
+        tracks = conn.execute("SELECT id, genre, converted_duration, duration FROM music_files").fetchall()
+    for track_id, *_ in tracks:
+        assert store.stat(original_key(track_id)) is not None  # no original is ever deleted
+    converted = [t for t in tracks if t[2] is not None]
+    assert len(converted) == len(good) + 1
+    for track_id, genre, conv, dur in converted:
+        assert store.stat(converted_key(track_id)) is not None
+        if genre == "Speech":  # folder name as the genre when there is no tag
+            assert conv == pytest.approx(dur, abs=0.1)
+    assert list(store.list(PREFIX)) == []
+
+    # The UI shows per-track outcomes as run metadata, and the duration check result.
+    record = instance.get_latest_materialization_event(dg.AssetKey("converted_audio"))
+    assert record is not None
+    assert record.asset_materialization.metadata["done"].value == len(good) + 1
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("converted_audio"), "duration_matches_original")]
+    )
+    assert check
+
+
+def test_rerun_is_idempotent(defs: dg.Definitions, store: ObjectStore, db_url: str) -> None:
+    upload_to_inbox(store, PREFIX, LocalFile(media.SPEECH_WAV, "one.wav"))
+    instance = dg.DagsterInstance.ephemeral()
+    run_sensors_to_completion(defs, instance)
+    with psycopg.connect(db_url) as conn:
+        before = conn.execute("SELECT count(*), max(converted_size) FROM music_files").fetchone()
+    track_id = instance.get_dynamic_partitions("tracks")[0]
+    process = defs.resolve_job_def("process_tracks_job")
+    assert process.execute_in_process(
+        instance=instance, partition_key=track_id
+    ).success  # reprocess from "UI"
+    with psycopg.connect(db_url) as conn:
+        after = conn.execute("SELECT count(*), max(converted_size) FROM music_files").fetchone()
+        attempts = conn.execute(
+            "SELECT attempts FROM track_stages WHERE stage = 'converted_audio'"
+        ).fetchone()
+    assert before == after
+    assert attempts[0] == 2
+    assert len([o for o in store.list("converted/")]) == 1
+
+
+def test_track_sensor_repairs_missing_partitions(
+    defs: dg.Definitions, store: ObjectStore, db_url: str
+) -> None:
+    from music_core.ingest import register_local_file
+
+    reg = register_local_file(store, db_url, media.SPEECH_WAV, "orphan.wav")  # row, but no partition yet
+    instance = dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(instance=instance, resources=defs.resources) as ctx:
+        result = new_tracks_sensor(ctx)
+    assert isinstance(result, dg.SensorResult)
+    assert result.dynamic_partitions_requests and list(
+        result.dynamic_partitions_requests[0].partition_keys
+    ) == [reg.track_id]
+    assert (
+        result.run_requests
+        and result.run_requests[0].tags["dagster/asset_partition_range_start"] == reg.track_id
+    )
+    assert result.cursor
+    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=result.cursor) as ctx:
+        assert isinstance(new_tracks_sensor(ctx), dg.SkipReason)
