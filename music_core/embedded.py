@@ -185,6 +185,8 @@ class EmbeddedServices:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         running = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
         already_up = running is not None and running.is_running()
+        if not already_up:  # pgserver caches handles per process; a stopped one must not be reused
+            pgserver.PostgresServer._instances.pop(pgdata.resolve(), None)
         server = pgserver.get_server(pgdata, cleanup_mode=None)
         if not already_up:
             self._started.append(("postgres", server.stop))
@@ -230,7 +232,11 @@ class EmbeddedServices:
         from music_core.storage import ObjectStore
 
         store = ObjectStore(endpoint, access, secret, secure=False, bucket=self.settings.bucket)
-        wait_until(lambda: proc.poll() is None and store.ensure_bucket() is None, 60, "S3 server")
+        wait_until(
+            lambda: proc.poll() is None and port_is_open(port) and store.ensure_bucket() is None,
+            60,
+            "S3 server",
+        )
         return endpoint
 
     # --- Redis ---------------------------------------------------------------------------

@@ -7,10 +7,12 @@ import dagster as dg
 from music_core.batching import batch_run_key, chunked, contiguous_ranges, is_sidecar
 from music_core.db import tracks
 from music_core.db.connection import connect
+from music_core.settings import Settings
 from music_pipeline.defs.partitions import tracks_partitions
 from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
 
-SENSOR_INTERVAL = 10
+# Read once when the code location loads (MUSIC_SENSOR_INTERVAL_SECONDS).
+SENSOR_INTERVAL = Settings().sensor_interval_seconds
 
 
 @dg.sensor(

@@ -1,0 +1,93 @@
+"""The read-only API over real PostgreSQL, S3 and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from music_api.main import create_app
+from music_core.embedded import ServiceEndpoints
+from music_core.ingest import register_local_file
+from music_core.settings import Settings
+from music_core.storage import ObjectStore
+from tests import media
+
+TOKEN = "test-token-with-enough-entropy"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def api_settings(services: ServiceEndpoints, bucket: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": services.database_url,
+        "s3_endpoint": services.s3_endpoint,
+        "s3_access_key": services.s3_access_key,
+        "s3_secret_key": services.s3_secret_key,
+        "redis_url": services.redis_url,
+        "bucket": bucket,
+        "api_token": TOKEN,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def client(services: ServiceEndpoints, store: ObjectStore, db_url: str) -> Iterator[TestClient]:
+    with TestClient(create_app(api_settings(services, store.bucket))) as c:
+        yield c
+
+
+def test_health_is_public_and_checks_dependencies(client: TestClient) -> None:
+    body = client.get("/health").json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "object_store", "cache"}
+
+
+def test_health_reports_a_dead_cache_as_degraded(services: ServiceEndpoints, store: ObjectStore) -> None:
+    settings = api_settings(services, store.bucket, redis_url="redis://127.0.0.1:1/0")
+    with TestClient(create_app(settings)) as c:
+        response = c.get("/health")
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["checks"]["cache"]["ok"] is False
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic eDp5"}])
+def test_tracks_need_the_token(client: TestClient, headers: dict[str, str]) -> None:
+    response = client.get("/tracks", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_tracks_are_paginated_with_a_total(client: TestClient, store: ObjectStore, db_url: str) -> None:
+    for path in (media.SPEECH_WAV, media.SPEECH_MP3, media.DEMO / "falsetto.flac"):
+        register_local_file(store, db_url, path, path.name)
+    register_local_file(store, db_url, media.SPEECH_WAV, "again.wav")
+    page = client.get("/tracks", params={"limit": 2, "offset": 0}, headers=AUTH).json()
+    rest = client.get("/tracks", params={"limit": 2, "offset": 2}, headers=AUTH).json()
+    assert page["total"] == rest["total"] == 3
+    assert len(page["items"]) == 2 and len(rest["items"]) == 1
+    names = {i["filename"] for i in page["items"] + rest["items"]}
+    assert names == {"jfk.wav", "jfk.mp3", "falsetto.flac"}
+    wav = next(i for i in page["items"] + rest["items"] if i["filename"] == "jfk.wav")
+    assert wav["aliases"] == 2 and wav["stages"] == {}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 10**9},
+        {"limit": 0},
+        {"offset": -1},
+        {"limit": "ten"},
+        {"offset": "1; DROP TABLE music_files"},
+    ],
+)
+def test_bad_paging_is_a_client_error(client: TestClient, params: dict[str, object]) -> None:
+    assert client.get("/tracks", params=params, headers=AUTH).status_code == 422
+
+
+def test_app_refuses_to_start_without_configuration() -> None:
+    with pytest.raises(RuntimeError, match="MUSIC_DATABASE_URL"):
+        create_app(Settings(_env_file=None, database_url=None, api_token=None))  # type: ignore[call-arg]

@@ -1,0 +1,99 @@
+"""The console script as a user runs it (subprocesses), against the session's services."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from music_core.embedded import ServiceEndpoints
+from music_core.storage import ObjectStore
+from tests import media
+
+STAGES = {"audio_file", "converted_audio"}
+
+
+@pytest.fixture
+def cli_env(services: ServiceEndpoints, store: ObjectStore, db_url: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        **services.as_env(),
+        "MUSIC_DATA_DIR": str(tmp_path / "data"),
+        "MUSIC_BUCKET": store.bucket,
+    }
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "music_pipeline.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_process_reports_every_input_file_as_json(cli_env: dict[str, str], tmp_path: Path) -> None:
+    folder = tmp_path / "music"
+    (folder / "Jazz").mkdir(parents=True)
+    media.encode(folder / "Jazz" / "ask not (live) ünï.opus")
+    (folder / "dup one.wav").write_bytes(media.SPEECH_WAV.read_bytes())
+    (folder / "dup 'two'.wav").write_bytes(media.SPEECH_WAV.read_bytes())
+    long_name = folder / ("L" * 240 + ".wav")
+    long_name.write_bytes(media.SPEECH_WAV.read_bytes())
+    bad = media.bad_inputs(tmp_path / "bad")
+
+    proc = cli(cli_env, "process", str(folder), str(bad["text_as_mp3"]), str(bad["empty"]),
+               str(tmp_path / "missing.mp3"), "--json")  # fmt: skip
+
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    by_name = {Path(r["file"]).name: r for r in rows}
+    assert len(rows) == 7
+    for row in rows:
+        assert set(row) >= {"file", "track_id", "duplicate_of", "stages", "error"}
+        assert set(row["stages"]) == STAGES
+    opus = by_name["ask not (live) ünï.opus"]
+    assert opus["stages"] == {"audio_file": "done", "converted_audio": "done"} and opus["error"] is None
+    dups = [by_name["dup one.wav"], by_name["dup 'two'.wav"], by_name[long_name.name]]
+    assert len({d["track_id"] for d in dups}) == 1
+    assert sum(d["duplicate_of"] is None for d in dups) == 1
+    assert by_name["notes.mp3"]["stages"]["audio_file"] == "failed"
+    assert by_name["notes.mp3"]["error"].startswith("audio_file: not a readable")
+    assert by_name["empty.mp3"]["error"] == "audio_file: empty file (0 bytes)"
+    assert by_name["missing.mp3"] == {
+        "file": str(tmp_path / "missing.mp3"), "track_id": None, "duplicate_of": None,
+        "stages": {"audio_file": "skipped", "converted_audio": "skipped"}, "error": "no such file or directory",
+    }  # fmt: skip
+
+    # Running it again reprocesses nothing that is done and duplicates nothing.
+    again = cli(cli_env, "process", str(folder), "--json")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "STEP_START" not in again.stderr
+    status = cli(cli_env, "status", "--json")
+    known = [json.loads(line) for line in status.stdout.splitlines()]
+    assert len(known) == 4  # opus, the wav content, and the two bad files
+    wav = next(k for k in known if k["track_id"] == dups[0]["track_id"])
+    assert len(wav["aliases"]) == 3
+
+
+def test_ingest_uploads_to_the_inbox(cli_env: dict[str, str], store: ObjectStore, tmp_path: Path) -> None:
+    folder = tmp_path / "Pop"
+    folder.mkdir()
+    (folder / "a song.mp3").write_bytes(media.SPEECH_MP3.read_bytes())
+    proc = cli(cli_env, "ingest", str(tmp_path), str(tmp_path / "nope.mp3"))
+    assert proc.returncode == 1  # one path was unusable, and said so
+    assert "nope.mp3: no such file or directory" in proc.stderr
+    keys = [o.key for o in store.list("inbox/")]
+    assert keys == ["inbox/Pop/a song.mp3"]
+    assert store.stat(keys[0]).metadata["original-name"] == "Pop/a song.mp3"  # type: ignore[union-attr]
+
+
+def test_migrate_is_idempotent(cli_env: dict[str, str]) -> None:
+    proc = cli(cli_env, "migrate")
+    assert proc.returncode == 0
+    assert "nothing (up to date)" in proc.stdout

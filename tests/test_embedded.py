@@ -1,0 +1,56 @@
+"""Embedded services start, resume on the same data and stop without leaving processes behind."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psycopg
+import redis
+
+from music_core.embedded import EmbeddedServices, load_or_create_secrets
+from music_core.storage import ObjectStore
+from tests.conftest import service_settings
+from tests.lifecycle import processes_using
+
+
+def wait_gone(data_dir: Path, timeout: float = 20) -> list:
+    deadline = time.monotonic() + timeout
+    while (left := processes_using(data_dir)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def test_start_stop_resume_and_attach(tmp_path: Path) -> None:
+    settings = service_settings(tmp_path / "data")
+    owner = EmbeddedServices(settings)
+    ep = owner.start()
+    try:
+        with psycopg.connect(ep.database_url) as conn:
+            conn.execute("CREATE TABLE kept (v int)")
+            conn.execute("INSERT INTO kept VALUES (42)")
+        store = ObjectStore(ep.s3_endpoint, ep.s3_access_key, ep.s3_secret_key, bucket=settings.bucket)
+        assert store.client.bucket_exists(settings.bucket)
+        assert redis.Redis.from_url(ep.redis_url).ping()
+
+        # A second user of the same data dir attaches and does not stop what it did not start.
+        visitor = EmbeddedServices(settings)
+        assert visitor.start() == ep
+        visitor.stop()
+        with psycopg.connect(ep.database_url) as conn:
+            assert conn.execute("SELECT v FROM kept").fetchone() == (42,)
+    finally:
+        owner.stop()
+    assert wait_gone(settings.data_path) == []
+
+    with EmbeddedServices(settings) as again:  # resumes on the same data
+        with psycopg.connect(again.database_url) as conn:
+            assert conn.execute("SELECT v FROM kept").fetchone() == (42,)
+    assert wait_gone(settings.data_path) == []
+
+
+def test_secrets_are_generated_once_and_private(tmp_path: Path) -> None:
+    first = load_or_create_secrets(tmp_path)
+    assert load_or_create_secrets(tmp_path) == first
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o077 == 0
+    assert len(first["s3_secret_key"]) >= 24

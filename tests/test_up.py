@@ -1,0 +1,106 @@
+"""`music-analyzer up` as a new user runs it: demo files flow through every stage without a click,
+Ctrl-C leaves no process behind, and a second start resumes on the same data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port, free_port_block
+from tests.lifecycle import processes_using
+from tests.test_embedded import wait_gone
+
+DEMO_TRACKS = 6  # demo/ holds six media files with distinct content
+
+
+def start(env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "music_pipeline.cli", "up"],
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def wait_for(predicate, timeout: float, proc: subprocess.Popen, log: Path):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    pytest.fail(f"timed out; log tail:\n{log.read_text()[-3000:]}")
+
+
+def tracks(api: str, token: str) -> dict | None:
+    try:
+        r = httpx.get(f"{api}/tracks", params={"limit": 50}, headers={"Authorization": f"Bearer {token}"})
+    except httpx.HTTPError:
+        return None
+    return r.json() if r.status_code == 200 else None
+
+
+def stop(proc: subprocess.Popen) -> int:
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    return proc.wait(90)
+
+
+def test_up_processes_demo_and_stops_cleanly(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    api_port, ui_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSIC_") and k != "DAGSTER_HOME"} | {
+        "MUSIC_DATA_DIR": str(data),
+        "MUSIC_API_PORT": str(api_port),
+        "MUSIC_DAGSTER_PORT": str(ui_port),
+        "MUSIC_EMBEDDED_S3_PORT": str(free_port_block()),
+        "MUSIC_EMBEDDED_REDIS_PORT": str(free_port()),
+        "MUSIC_SENSOR_INTERVAL_SECONDS": "5",
+    }
+    log = tmp_path / "up.log"
+    api = f"http://127.0.0.1:{api_port}"
+    proc = start(env, log)
+    try:
+        wait_for(lambda: "music-analyzer is up" in log.read_text(), 240, proc, log)
+        token = json.loads((data / "secrets.json").read_text())["api_token"]
+        text = log.read_text()
+        assert token in text and f"http://127.0.0.1:{ui_port}" in text
+
+        def all_done() -> dict | None:
+            page = tracks(api, token)
+            if not page or page["total"] < DEMO_TRACKS:
+                return None
+            finished = all(
+                i["stages"].get("converted_audio") in {"done", "failed", "skipped"} for i in page["items"]
+            )
+            return page if finished else None
+
+        page = wait_for(all_done, 300, proc, log)
+        assert page["total"] == DEMO_TRACKS
+        assert all(i["stages"] == {"audio_file": "done", "converted_audio": "done"} for i in page["items"])
+        ui = httpx.get(f"http://127.0.0.1:{ui_port}/server_info")
+        assert ui.status_code == 200
+    finally:
+        code = stop(proc) if proc.poll() is None else proc.returncode
+    assert code == 0, log.read_text()[-3000:]
+    assert "stopped." in log.read_text()
+    assert wait_gone(data) == []
+
+    # Second start: resumes on the same data, uploads no demo again, and stops cleanly again.
+    log2 = tmp_path / "up2.log"
+    proc = start(env, log2)
+    try:
+        wait_for(lambda: "music-analyzer is up" in log2.read_text(), 240, proc, log2)
+        page = wait_for(lambda: tracks(api, token), 60, proc, log2)
+        assert page["total"] == DEMO_TRACKS
+        assert "demo files were uploaded" not in log2.read_text()
+    finally:
+        code = stop(proc) if proc.poll() is None else proc.returncode
+    assert code == 0
+    assert wait_gone(data) == [], [p.cmdline() for p in processes_using(data)]
