@@ -26,8 +26,9 @@ def test_invalid_values_are_refused(field: dict) -> None:
 
 
 def test_embedded_unless_every_service_is_configured(tmp_path: Path) -> None:
+    unset = {"database_url": None, "s3_endpoint": None, "redis_url": None}
     base = {"_env_file": None, "data_dir": tmp_path}
-    assert Settings(**base).embedded  # type: ignore[arg-type]
+    assert Settings(**base, **unset).embedded  # type: ignore[arg-type]
     configured = Settings(
         **base,  # type: ignore[arg-type]
         database_url="postgresql://x/y",
