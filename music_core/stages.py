@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
 
 from music_core.audio.convert import FINGERPRINT_ALGORITHM, convert_to_mono_16k
 from music_core.audio.errors import AudioError
 from music_core.audio.probe import probe
 from music_core.db import tracks
-from music_core.db.connection import connect
 from music_core.naming import converted_key
 from music_core.storage import ObjectStore
 
@@ -42,13 +45,25 @@ class StageOutcome:
 @dataclass(frozen=True)
 class StageContext:
     store: ObjectStore
-    database_url: str
+    pool: ConnectionPool
     run_id: str | None = None
     timeout_seconds: float = 3600
 
+    def connection(self) -> AbstractContextManager[Connection]:
+        return self.pool.connection()
+
+
+@contextmanager
+def stage_context(
+    store: ObjectStore, database_url: str, *, run_id: str | None, timeout_seconds: float, workers: int
+) -> Iterator[StageContext]:
+    """A context with a small connection pool: a batch reuses connections instead of opening hundreds."""
+    with ConnectionPool(database_url, min_size=1, max_size=workers + 1, open=True, timeout=30) as pool:
+        yield StageContext(store, pool, run_id, timeout_seconds)
+
 
 def _finish(ctx: StageContext, stage: str, outcome: StageOutcome) -> StageOutcome:
-    with connect(ctx.database_url) as conn:
+    with ctx.connection() as conn:
         tracks.set_stage(
             conn,
             outcome.track_id,
@@ -66,7 +81,7 @@ def _guarded(
     stage: str, work: Callable[[StageContext, str], StageOutcome]
 ) -> Callable[[StageContext, str], StageOutcome]:
     def run(ctx: StageContext, track_id: str) -> StageOutcome:
-        with connect(ctx.database_url) as conn:
+        with ctx.connection() as conn:
             tracks.set_stage(conn, track_id, stage, "running", run_id=ctx.run_id)
         try:
             outcome = work(ctx, track_id)
@@ -81,7 +96,7 @@ def _guarded(
 
 
 def _upstream_blocked(ctx: StageContext, track_id: str, upstream: str) -> StageOutcome | None:
-    with connect(ctx.database_url) as conn:
+    with ctx.connection() as conn:
         status = tracks.stage_statuses(conn, [track_id], upstream).get(track_id)
     if status == "done":
         return None
@@ -89,7 +104,7 @@ def _upstream_blocked(ctx: StageContext, track_id: str, upstream: str) -> StageO
 
 
 def _analyse_audio(ctx: StageContext, track_id: str) -> StageOutcome:
-    with connect(ctx.database_url) as conn:
+    with ctx.connection() as conn:
         row = tracks.get_track(conn, track_id)
         folder = tracks.first_alias_folder(conn, track_id)
     if row is None:
@@ -117,7 +132,7 @@ def _analyse_audio(ctx: StageContext, track_id: str) -> StageOutcome:
             "genre_source": "tag" if facts.genre else "folder",
         },
     }
-    with connect(ctx.database_url) as conn:
+    with ctx.connection() as conn:
         tracks.update_audio_facts(conn, track_id, values)
     details = {k: values[k] for k in ("container", "codec", "duration", "sample_rate", "channels")}
     return StageOutcome(track_id, "done", details=details)
@@ -127,7 +142,7 @@ def _convert(ctx: StageContext, track_id: str) -> StageOutcome:
     blocked = _upstream_blocked(ctx, track_id, AUDIO_FILE)
     if blocked:
         return blocked
-    with connect(ctx.database_url) as conn:
+    with ctx.connection() as conn:
         row = tracks.get_track(conn, track_id)
     assert row is not None
     with tempfile.TemporaryDirectory(prefix="convert-") as tmp:
@@ -137,7 +152,7 @@ def _convert(ctx: StageContext, track_id: str) -> StageOutcome:
         key = converted_key(track_id)
         size = result.path.stat().st_size
         ctx.store.put_file(key, result.path, "audio/flac")
-    with connect(ctx.database_url) as conn:
+    with ctx.connection() as conn:
         tracks.update_conversion(
             conn, track_id, path=key, size=size, duration=result.duration,
             fingerprint=result.fingerprint, algorithm=FINGERPRINT_ALGORITHM,

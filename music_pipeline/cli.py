@@ -73,7 +73,8 @@ def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
         try:
             rows = process_paths(
                 args.paths, store=store, database_url=ep.database_url, instance=instance,
-                resources=build_resources(settings), batch=settings.tracks_per_run, reprocess=args.reprocess,
+                resources=build_resources(settings), batch=settings.tracks_per_run, workers=settings.workers,
+                reprocess=args.reprocess,
             )  # fmt: skip
         finally:
             instance.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dagster as dg
@@ -56,19 +57,19 @@ def process_paths(
     instance: dg.DagsterInstance,
     resources: dict[str, Any],
     batch: int,
+    workers: int = 2,
     reprocess: bool = False,
 ) -> list[dict[str, Any]]:
-    entries: list[tuple[str, RegisteredUpload | None, str | None]] = []
-    for item in expand_paths(paths):
+    def register(item: LocalFile | tuple[str, str]) -> tuple[str, RegisteredUpload | None, str | None]:
         if not isinstance(item, LocalFile):
-            entries.append((item[0], None, item[1]))
-            continue
+            return (item[0], None, item[1])
         try:
-            entries.append(
-                (str(item.path), register_local_file(store, database_url, item.path, item.name), None)
-            )
+            return (str(item.path), register_local_file(store, database_url, item.path, item.name), None)
         except OSError as exc:
-            entries.append((str(item.path), None, f"cannot read file: {exc.strerror or exc}"))
+            return (str(item.path), None, f"cannot read file: {exc.strerror or exc}")
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # hashing and uploads overlap
+        entries = list(pool.map(register, expand_paths(paths)))
     ids = list(dict.fromkeys(reg.track_id for _, reg, _ in entries if reg))
     add_missing_partitions(instance, ids)
     with connect(database_url) as conn:

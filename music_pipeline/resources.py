@@ -1,8 +1,10 @@
 """Dagster resources: thin wrappers that build the plain adapters from configuration."""
 
+from contextlib import AbstractContextManager
+
 import dagster as dg
 
-from music_core.stages import StageContext
+from music_core.stages import StageContext, stage_context
 from music_core.storage import ObjectStore
 
 
@@ -39,10 +41,16 @@ class PipelineConfigResource(dg.ConfigurableResource):
     ffmpeg_timeout_seconds: int = 3600
 
 
-def stage_context(
+def open_stage_context(
     context: dg.AssetExecutionContext,
     db: DatabaseResource,
     storage: ObjectStoreResource,
     cfg: PipelineConfigResource,
-) -> StageContext:
-    return StageContext(storage.store(), db.url, context.run.run_id, cfg.ffmpeg_timeout_seconds)
+) -> AbstractContextManager[StageContext]:
+    return stage_context(
+        storage.store(),
+        db.url,
+        run_id=context.run.run_id,
+        timeout_seconds=cfg.ffmpeg_timeout_seconds,
+        workers=cfg.workers,
+    )

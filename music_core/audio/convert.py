@@ -33,12 +33,13 @@ def _one_line(stderr: str) -> str:
 
 
 def conversion_command(source: str, out: Path, fingerprint: Path) -> list[str]:
+    # Decode and resample once; the same 16 kHz mono signal feeds the FLAC and the fingerprint.
+    graph = f"[0:a:0]aresample={TARGET_RATE},aformat=sample_fmts=s16:channel_layouts=mono,asplit[pcm][fp]"
     return [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "warning",
-        "-rw_timeout", "30000000", "-i", source,
-        "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "1", "-ar", str(TARGET_RATE),
-        "-sample_fmt", "s16", "-c:a", "flac", "-map_metadata", "-1", "-f", "flac", "-y", str(out),
-        "-map", "0:a:0", "-vn", "-f", "chromaprint", "-fp_format", "raw", "-y", str(fingerprint),
+        "-rw_timeout", "30000000", "-i", source, "-filter_complex", graph,
+        "-map", "[pcm]", "-c:a", "flac", "-map_metadata", "-1", "-f", "flac", "-y", str(out),
+        "-map", "[fp]", "-f", "chromaprint", "-fp_format", "raw", "-y", str(fingerprint),
     ]  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from music_pipeline.resources import (
     DatabaseResource,
     ObjectStoreResource,
     PipelineConfigResource,
-    stage_context,
+    open_stage_context,
 )
 
 BATCH_POLICY = dg.BackfillPolicy.single_run()
@@ -45,8 +45,8 @@ def audio_file(
     storage: ObjectStoreResource,
     pipeline: PipelineConfigResource,
 ) -> dg.MaterializeResult:
-    ctx = stage_context(context, db, storage, pipeline)
-    outcomes = stages.run_batch(ctx, stages.analyse_audio, context.partition_keys, pipeline.workers)
+    with open_stage_context(context, db, storage, pipeline) as ctx:
+        outcomes = stages.run_batch(ctx, stages.analyse_audio, context.partition_keys, pipeline.workers)
     return dg.MaterializeResult(metadata=_metadata(outcomes))
 
 
@@ -75,8 +75,8 @@ def converted_audio(
     storage: ObjectStoreResource,
     pipeline: PipelineConfigResource,
 ) -> dg.MaterializeResult:
-    ctx = stage_context(context, db, storage, pipeline)
-    outcomes = stages.run_batch(ctx, stages.convert_audio, context.partition_keys, pipeline.workers)
+    with open_stage_context(context, db, storage, pipeline) as ctx:
+        outcomes = stages.run_batch(ctx, stages.convert_audio, context.partition_keys, pipeline.workers)
     drifted = {
         o.track_id[:12]: round(o.details["duration_drift"], 3)
         for o in outcomes

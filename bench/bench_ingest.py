@@ -1,0 +1,155 @@
+"""Ingest benchmark: N files (~30 s each, mixed formats) through registration, probe and conversion,
+against raw FFmpeg 16 kHz mono conversion of the same files with the same parallelism.
+
+Prints one JSON object. Reads ../shared/dev-audio when present (says so when it is not) and falls
+back to the demo audio in this repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from music_core.audio.convert import ffmpeg_exe  # noqa: E402
+
+FORMATS = {
+    "mp3": ["-c:a", "libmp3lame", "-b:a", "128k"],
+    "ogg": ["-c:a", "libvorbis", "-q:a", "4"],
+    "opus": ["-c:a", "libopus", "-b:a", "64k"],
+    "m4a": ["-c:a", "aac", "-b:a", "128k"],
+    "flac": ["-c:a", "flac"],
+    "wav": ["-c:a", "pcm_s16le"],
+}
+
+
+def source_audio() -> tuple[list[Path], str]:
+    shared = REPO.parent / "shared" / "dev-audio" / "speech" / "en"
+    if shared.is_dir():
+        return sorted(shared.glob("*.wav")), str(shared)
+    print("note: ../shared/dev-audio is absent; using the repository's demo audio", file=sys.stderr)
+    return sorted((REPO / "demo").glob("*.wav")), "demo/"
+
+
+def build_inputs(folder: Path, count: int, seconds: float) -> list[Path]:
+    sources, _ = source_audio()
+    looped = []
+    for j, src in enumerate(sources[:8]):
+        # Looped speech at 44.1 kHz stereo, like music files.
+        dest = folder / f"source{j}.wav"
+        subprocess.run(
+            [ffmpeg_exe(), "-v", "error", "-y", "-stream_loop", "-1", "-i", str(src), "-t", str(seconds),
+             "-ar", "44100", "-ac", "2", str(dest)],
+            check=True,
+        )  # fmt: skip
+        looped.append(dest)
+    files = []
+    for i in range(count):
+        ext = list(FORMATS)[i % len(FORMATS)]
+        dest = folder / f"track{i:04d}.{ext}"
+        # A per-file gain makes every file unique content (no deduplication shortcut).
+        subprocess.run(
+            [ffmpeg_exe(), "-v", "error", "-y", "-i", str(looped[i % len(looped)]),
+             "-af", f"volume={0.5 + i / (count * 4):.5f}", "-ar", "48000" if ext == "opus" else "44100",
+             *FORMATS[ext], str(dest)],
+            check=True,
+        )  # fmt: skip
+        files.append(dest)
+    for path in looped:
+        path.unlink()
+    return files
+
+
+def raw_conversion(files: list[Path], out: Path, workers: int) -> float:
+    def one(path: Path) -> None:
+        subprocess.run(
+            [ffmpeg_exe(), "-v", "error", "-y", "-i", str(path), "-ac", "1", "-ar", "16000", "-c:a", "flac",
+             str(out / (path.stem + ".flac"))],
+            check=True,
+        )  # fmt: skip
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(one, files))
+    return time.perf_counter() - start
+
+
+def pipeline_run(files: list[Path], data: Path, workers: int) -> tuple[float, dict[str, int]]:
+    import dagster as dg
+
+    from music_core.db.migrate import migrate
+    from music_core.embedded import EmbeddedServices
+    from music_core.settings import Settings
+    from music_pipeline.cli import store_for
+    from music_pipeline.definitions import build_resources
+    from music_pipeline.instance import prepare_dagster_home
+    from music_pipeline.oneshot import process_paths
+
+    settings = Settings(_env_file=None, data_dir=data, workers=workers, tracks_per_run=len(files),
+                        embedded_s3_port=28333, embedded_redis_port=28390)  # fmt: skip
+    with EmbeddedServices(settings, with_redis=False) as ep:
+        import os
+
+        os.environ.update(ep.as_env())
+        migrate(ep.database_url)
+        store = store_for(settings, ep)
+        store.ensure_bucket()
+        instance = dg.DagsterInstance.from_config(str(prepare_dagster_home(settings)))
+        start = time.perf_counter()
+        rows = process_paths([str(f) for f in files], store=store, database_url=ep.database_url,
+                             instance=instance, resources=build_resources(settings), batch=len(files),
+                             workers=workers)  # fmt: skip
+        elapsed = time.perf_counter() - start
+        instance.dispose()
+    states: dict[str, int] = {}
+    for row in rows:
+        key = row["stages"]["converted_audio"]
+        states[key] = states.get(key, 0) + 1
+    return elapsed, states
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--files", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    _, source = source_audio()
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        root = Path(tmp)
+        (root / "in").mkdir()
+        (root / "raw").mkdir()
+        t0 = time.perf_counter()
+        files = build_inputs(root / "in", args.files, args.seconds)
+        build_time = time.perf_counter() - t0
+        raw = raw_conversion(files, root / "raw", args.workers)
+        pipeline, states = pipeline_run(files, root / "data", args.workers)
+    print(json.dumps({
+        "benchmark": "ingest",
+        "files": args.files,
+        "seconds_per_file": args.seconds,
+        "formats": list(FORMATS),
+        "source_audio": source,
+        "workers": args.workers,
+        "input_build_s": round(build_time, 2),
+        "raw_ffmpeg_s": round(raw, 2),
+        "pipeline_s": round(pipeline, 2),
+        "ratio_pipeline_over_raw": round(pipeline / raw, 3),
+        "target_ratio": 1.5,
+        "converted_states": states,
+        "peak_rss_mb_self": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb_largest_child": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+    }, indent=1))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
