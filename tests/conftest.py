@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import psycopg
 import pytest
 
@@ -16,6 +17,9 @@ from music_core.db.migrate import migrate
 from music_core.embedded import EmbeddedServices, ServiceEndpoints
 from music_core.settings import Settings
 from music_core.storage import ObjectStore
+from music_pipeline import definitions
+from music_pipeline.defs.ingest.sensors import inbox_sensor, new_tracks_sensor
+from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
 
 APP_TABLES = "music_files, search_history, api_config, cleanup_log, storage_stats"
 
@@ -100,3 +104,28 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never pick up a developer's MUSIC_DATA_DIR."""
     if "MUSIC_DATA_DIR" in os.environ:
         monkeypatch.delenv("MUSIC_DATA_DIR")
+
+
+@pytest.fixture
+def resources(services: ServiceEndpoints, store: ObjectStore, db_url: str) -> dict[str, object]:
+    return {
+        "db": DatabaseResource(url=db_url),
+        "storage": ObjectStoreResource(
+            endpoint=services.s3_endpoint,
+            access_key=services.s3_access_key,
+            secret_key=services.s3_secret_key,
+            bucket=store.bucket,
+            inbox_prefix="inbox/",
+        ),
+        "pipeline": PipelineConfigResource(workers=2, tracks_per_run=50, objects_per_registration_run=4),
+    }
+
+
+@pytest.fixture
+def defs(resources: dict[str, object]) -> dg.Definitions:
+    return dg.Definitions(
+        assets=definitions.PER_TRACK_ASSETS,
+        jobs=[definitions.process_tracks_job, definitions.register_uploads_job],
+        sensors=[inbox_sensor, new_tracks_sensor],
+        resources=resources,
+    )

@@ -11,7 +11,7 @@ import pytest
 from music_core.storage import ObjectStore
 from music_core.uploads import LocalFile, upload_to_inbox
 from tests import media
-from tests.test_pipeline import defs, resources, run_sensors_to_completion  # noqa: F401 - fixtures
+from tests.test_pipeline import run_sensors_to_completion
 
 ONE_HOUR = 3600
 

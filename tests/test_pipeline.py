@@ -9,41 +9,14 @@ import dagster as dg
 import psycopg
 import pytest
 
-from music_core.embedded import ServiceEndpoints
 from music_core.naming import converted_key, original_key
 from music_core.storage import ObjectStore
 from music_core.uploads import LocalFile, upload_to_inbox
 from music_pipeline import definitions
 from music_pipeline.defs.ingest.sensors import inbox_sensor, new_tracks_sensor
-from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
 from tests import media
 
 PREFIX = "inbox/"
-
-
-@pytest.fixture
-def resources(services: ServiceEndpoints, store: ObjectStore, db_url: str) -> dict[str, object]:
-    return {
-        "db": DatabaseResource(url=db_url),
-        "storage": ObjectStoreResource(
-            endpoint=services.s3_endpoint,
-            access_key=services.s3_access_key,
-            secret_key=services.s3_secret_key,
-            bucket=store.bucket,
-            inbox_prefix=PREFIX,
-        ),
-        "pipeline": PipelineConfigResource(workers=2, tracks_per_run=50, objects_per_registration_run=4),
-    }
-
-
-@pytest.fixture
-def defs(resources: dict[str, object]) -> dg.Definitions:
-    return dg.Definitions(
-        assets=definitions.PER_TRACK_ASSETS,
-        jobs=[definitions.process_tracks_job, definitions.register_uploads_job],
-        sensors=[inbox_sensor, new_tracks_sensor],
-        resources=resources,
-    )
 
 
 def stage_rows(db_url: str) -> dict[tuple[str, str], tuple[str, str | None]]:
