@@ -62,6 +62,19 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(8 * 1024**3, ge=1, description="Larger uploads are refused.")
     ffmpeg_timeout_seconds: int = Field(3600, ge=10)
 
+    # --- models -------------------------------------------------------------------------------
+    asr_backend: str = Field("faster-whisper", description="faster-whisper | parakeet")
+    asr_model: str | None = Field(None, description="Model directory or hub id; empty = packaged tiny.en.")
+    asr_compute_type: str = "int8"
+    asr_threads: int = Field(2, ge=1)
+    asr_beam_size: int = Field(5, ge=1)
+    asr_chunk_seconds: float = Field(600.0, ge=30.0, description="Audio decoded per ASR call.")
+    embedding_model: str | None = Field(
+        None, description="sentence-transformers model; empty = packaged MiniLM."
+    )
+    embedding_threads: int = Field(1, ge=1)
+    embedding_chunk_words: int = Field(128, ge=16)
+
     @field_validator("inbox_prefix")
     @classmethod
     def _prefix_ends_with_slash(cls, value: str) -> str:

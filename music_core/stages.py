@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 AUDIO_FILE = "audio_file"
 CONVERTED_AUDIO = "converted_audio"
-STAGES = (AUDIO_FILE, CONVERTED_AUDIO)
+TRANSCRIPTION = "transcription"
+EMBEDDING = "embedding"
+STAGES = (AUDIO_FILE, CONVERTED_AUDIO, TRANSCRIPTION, EMBEDDING)
 DURATION_TOLERANCE_S = 0.1
 
 
@@ -77,7 +79,7 @@ def _finish(ctx: StageContext, stage: str, outcome: StageOutcome) -> StageOutcom
     return outcome
 
 
-def _guarded(
+def guarded(
     stage: str, work: Callable[[StageContext, str], StageOutcome]
 ) -> Callable[[StageContext, str], StageOutcome]:
     def run(ctx: StageContext, track_id: str) -> StageOutcome:
@@ -95,7 +97,7 @@ def _guarded(
     return run
 
 
-def _upstream_blocked(ctx: StageContext, track_id: str, upstream: str) -> StageOutcome | None:
+def upstream_blocked(ctx: StageContext, track_id: str, upstream: str) -> StageOutcome | None:
     with ctx.connection() as conn:
         status = tracks.stage_statuses(conn, [track_id], upstream).get(track_id)
     if status == "done":
@@ -139,7 +141,7 @@ def _analyse_audio(ctx: StageContext, track_id: str) -> StageOutcome:
 
 
 def _convert(ctx: StageContext, track_id: str) -> StageOutcome:
-    blocked = _upstream_blocked(ctx, track_id, AUDIO_FILE)
+    blocked = upstream_blocked(ctx, track_id, AUDIO_FILE)
     if blocked:
         return blocked
     with ctx.connection() as conn:
@@ -163,8 +165,8 @@ def _convert(ctx: StageContext, track_id: str) -> StageOutcome:
     return StageOutcome(track_id, "done", warnings=result.warnings, details=details)
 
 
-analyse_audio = _guarded(AUDIO_FILE, _analyse_audio)
-convert_audio = _guarded(CONVERTED_AUDIO, _convert)
+analyse_audio = guarded(AUDIO_FILE, _analyse_audio)
+convert_audio = guarded(CONVERTED_AUDIO, _convert)
 
 
 def run_batch(

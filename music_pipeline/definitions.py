@@ -5,13 +5,17 @@ from __future__ import annotations
 import dagster as dg
 
 from music_core.settings import Settings
+from music_pipeline.defs.analysis.assets import embedding, transcription
 from music_pipeline.defs.audio.assets import audio_file, converted_audio
+from music_pipeline.defs.index.assets import vector_index, vector_index_job
+from music_pipeline.defs.index.sensors import vector_index_sensor
 from music_pipeline.defs.ingest.jobs import register_uploads_job
 from music_pipeline.defs.ingest.sensors import inbox_sensor, new_tracks_sensor
 from music_pipeline.defs.partitions import tracks_partitions
+from music_pipeline.ml_resources import AsrResource, EmbedderResource
 from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
 
-PER_TRACK_ASSETS = [audio_file, converted_audio]
+PER_TRACK_ASSETS = [audio_file, converted_audio, transcription, embedding]
 
 process_tracks_job = dg.define_asset_job(
     "process_tracks_job",
@@ -42,12 +46,23 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             objects_per_registration_run=s.objects_per_registration_run,
             ffmpeg_timeout_seconds=s.ffmpeg_timeout_seconds,
         ),
+        "asr": AsrResource(
+            backend=s.asr_backend,
+            model=s.asr_model,
+            compute_type=s.asr_compute_type,
+            threads=s.asr_threads,
+            beam_size=s.asr_beam_size,
+            chunk_seconds=s.asr_chunk_seconds,
+        ),
+        "embedder": EmbedderResource(
+            model=s.embedding_model, threads=s.embedding_threads, chunk_words=s.embedding_chunk_words
+        ),
     }
 
 
 defs = dg.Definitions(
-    assets=PER_TRACK_ASSETS,
-    jobs=[process_tracks_job, register_uploads_job],
-    sensors=[inbox_sensor, new_tracks_sensor],
+    assets=[*PER_TRACK_ASSETS, vector_index],
+    jobs=[process_tracks_job, register_uploads_job, vector_index_job],
+    sensors=[inbox_sensor, new_tracks_sensor, vector_index_sensor],
     resources=build_resources(),
 )

@@ -21,14 +21,15 @@ from music_pipeline.defs.partitions import tracks_partitions
 
 def track_report(state: tracks.TrackState | None) -> dict[str, Any]:
     stages = {name: "skipped" for name in STAGES}
-    error = None
+    error = transcript = None
     if state is not None:
         for name in STAGES:
             status = state.stages.get(name)
             stages[name] = "done" if status == "done" else "failed" if status == "failed" else "skipped"
         failed = [n for n in STAGES if state.stages.get(n) == "failed"]
         error = f"{failed[0]}: {state.errors.get(failed[0])}" if failed else None
-    return {"stages": stages, "error": error}
+        transcript = state.transcript
+    return {"stages": stages, "error": error, "transcript": transcript}
 
 
 def materialize_tracks(
@@ -82,8 +83,9 @@ def process_paths(
     report = []
     for file, reg, problem in entries:
         if reg is None:
-            report.append({"file": file, "track_id": None, "duplicate_of": None,
-                           "stages": {n: "skipped" for n in STAGES}, "error": problem})  # fmt: skip
+            report.append(
+                {"file": file, "track_id": None, "duplicate_of": None, **track_report(None), "error": problem}
+            )
             continue
         report.append({"file": file, "track_id": reg.track_id, "duplicate_of": reg.duplicate_of,
                        **track_report(states.get(reg.track_id))})  # fmt: skip

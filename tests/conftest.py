@@ -19,6 +19,7 @@ from music_core.settings import Settings
 from music_core.storage import ObjectStore
 from music_pipeline import definitions
 from music_pipeline.defs.ingest.sensors import inbox_sensor, new_tracks_sensor
+from music_pipeline.ml_resources import AsrResource, EmbedderResource
 from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
 
 APP_TABLES = "music_files, search_history, api_config, cleanup_log, storage_stats"
@@ -118,14 +119,16 @@ def resources(services: ServiceEndpoints, store: ObjectStore, db_url: str) -> di
             inbox_prefix="inbox/",
         ),
         "pipeline": PipelineConfigResource(workers=2, tracks_per_run=50, objects_per_registration_run=4),
+        "asr": AsrResource(threads=2),
+        "embedder": EmbedderResource(),
     }
 
 
 @pytest.fixture
 def defs(resources: dict[str, object]) -> dg.Definitions:
     return dg.Definitions(
-        assets=definitions.PER_TRACK_ASSETS,
-        jobs=[definitions.process_tracks_job, definitions.register_uploads_job],
-        sensors=[inbox_sensor, new_tracks_sensor],
+        assets=[*definitions.PER_TRACK_ASSETS, definitions.vector_index],
+        jobs=[definitions.process_tracks_job, definitions.register_uploads_job, definitions.vector_index_job],
+        sensors=[inbox_sensor, new_tracks_sensor, definitions.vector_index_sensor],
         resources=resources,
     )

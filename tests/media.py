@@ -97,3 +97,29 @@ def bad_inputs(folder: Path) -> dict[str, Path]:
         "png_as_flac": png_named(folder / "cover.flac"),
         "video_only": video_without_audio(folder / "silent-film.mp4"),
     }
+
+
+def digital_silence(dest: Path, seconds: float = 20) -> Path:
+    ffmpeg("-f", "lavfi", "-i", f"anullsrc=r=16000:cl=mono:d={seconds}", "-c:a", "flac", str(dest))
+    return dest
+
+
+def white_noise(dest: Path, seconds: float = 20) -> Path:
+    ffmpeg("-f", "lavfi", "-i", f"anoisesrc=r=16000:a=0.3:d={seconds}:seed=7", "-c:a", "flac", str(dest))
+    return dest
+
+
+def instrumental(dest: Path, seconds: float = 30) -> Path:
+    """Synthetic music: a chord progression with a plucked envelope and a kick-like pulse."""
+    expr = (
+        "0.2*sin(2*PI*(220+110*floor(mod(t,8)/2))*t)*exp(-3*mod(t,0.5))"
+        "+0.15*sin(2*PI*(330+55*floor(mod(t,8)/2))*t)*exp(-2*mod(t,1))"
+        "+0.3*sin(2*PI*60*t)*exp(-20*mod(t,0.5))"
+    )
+    ffmpeg("-f", "lavfi", "-i", f"aevalsrc=exprs='{expr}':s=16000:d={seconds}", "-c:a", "flac", str(dest))
+    return dest
+
+
+def clip(dest: Path, seconds: float, source: Path = SPEECH_WAV) -> Path:
+    ffmpeg("-i", str(source), "-t", str(seconds), "-ac", "1", "-ar", "16000", "-c:a", "flac", str(dest))
+    return dest

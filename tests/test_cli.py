@@ -14,7 +14,9 @@ from music_core.embedded import ServiceEndpoints
 from music_core.storage import ObjectStore
 from tests import media
 
-STAGES = {"audio_file", "converted_audio"}
+STAGES = {"audio_file", "converted_audio", "transcription", "embedding"}
+ALL_DONE = dict.fromkeys(STAGES, "done")
+ALL_SKIPPED = dict.fromkeys(STAGES, "skipped")
 
 
 @pytest.fixture
@@ -55,10 +57,11 @@ def test_process_reports_every_input_file_as_json(cli_env: dict[str, str], tmp_p
     by_name = {Path(r["file"]).name: r for r in rows}
     assert len(rows) == 7
     for row in rows:
-        assert set(row) >= {"file", "track_id", "duplicate_of", "stages", "error"}
+        assert set(row) >= {"file", "track_id", "duplicate_of", "stages", "error", "transcript"}
         assert set(row["stages"]) == STAGES
     opus = by_name["ask not (live) ünï.opus"]
-    assert opus["stages"] == {"audio_file": "done", "converted_audio": "done"} and opus["error"] is None
+    assert opus["stages"] == ALL_DONE and opus["error"] is None
+    assert "what your country can do for you" in opus["transcript"].lower()
     dups = [by_name["dup one.wav"], by_name["dup 'two'.wav"], by_name[long_name.name]]
     assert len({d["track_id"] for d in dups}) == 1
     assert sum(d["duplicate_of"] is None for d in dups) == 1
@@ -67,7 +70,7 @@ def test_process_reports_every_input_file_as_json(cli_env: dict[str, str], tmp_p
     assert by_name["empty.mp3"]["error"] == "audio_file: empty file (0 bytes)"
     assert by_name["missing.mp3"] == {
         "file": str(tmp_path / "missing.mp3"), "track_id": None, "duplicate_of": None,
-        "stages": {"audio_file": "skipped", "converted_audio": "skipped"}, "error": "no such file or directory",
+        "stages": ALL_SKIPPED, "error": "no such file or directory", "transcript": None,
     }  # fmt: skip
 
     # Running it again reprocesses nothing that is done and duplicates nothing.

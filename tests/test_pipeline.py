@@ -47,7 +47,11 @@ def run_sensors_to_completion(defs: dg.Definitions, instance: dg.DagsterInstance
 
 def test_definitions_load() -> None:
     dg.Definitions.validate_loadable(definitions.defs)
-    assert {s.name for s in definitions.defs.sensors or []} == {"inbox_sensor", "new_tracks_sensor"}
+    assert {s.name for s in definitions.defs.sensors or []} == {
+        "inbox_sensor",
+        "new_tracks_sensor",
+        "vector_index_sensor",
+    }
 
 
 def test_inbox_sensor_batches_and_remembers_what_it_requested(
@@ -170,3 +174,44 @@ def test_track_sensor_repairs_missing_partitions(
     assert result.cursor
     with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=result.cursor) as ctx:
         assert isinstance(new_tracks_sensor(ctx), dg.SkipReason)
+
+
+def test_vector_index_follows_the_vectors(defs: dg.Definitions, store: ObjectStore, db_url: str) -> None:
+    from music_core import vector_index as faiss_index
+    from music_core.embed.embedder import describe_model
+    from music_pipeline.defs.index.sensors import vector_index_sensor
+
+    for name, path in (("jfk.wav", media.SPEECH_WAV), ("librivox.wav", media.DEMO / "librivox_0870.wav")):
+        upload_to_inbox(store, PREFIX, LocalFile(path, name))
+    instance = dg.DagsterInstance.ephemeral()
+    run_sensors_to_completion(defs, instance)
+    index_job = defs.resolve_job_def("vector_index_job")
+
+    def tick(cursor: str | None) -> tuple[dg.RunRequest | dg.SkipReason, str | None]:
+        with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=cursor) as ctx:
+            result = vector_index_sensor(ctx)
+            return result, ctx.cursor
+
+    request, cursor = tick(None)
+    assert isinstance(request, dg.RunRequest)
+    assert index_job.execute_in_process(instance=instance).success
+    model_id = describe_model(None)
+    manifest = faiss_index.load_manifest(store, model_id)
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+    assert manifest is not None and manifest.count == rows >= 2
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("vector_index"), "index_count_matches_database")]
+    )
+    assert check
+
+    assert isinstance(tick(cursor)[0], dg.SkipReason)  # nothing changed
+    with psycopg.connect(db_url) as conn:  # a track goes away (retention, later)
+        conn.execute("DELETE FROM music_files WHERE original_filename = 'jfk.wav'")
+    request, cursor = tick(cursor)
+    assert isinstance(request, dg.RunRequest)
+    assert index_job.execute_in_process(instance=instance).success
+    updated = faiss_index.load_manifest(store, model_id)
+    with psycopg.connect(db_url) as conn:
+        remaining = conn.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+    assert updated is not None and updated.version == 2 and updated.count == remaining < rows

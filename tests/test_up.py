@@ -77,13 +77,14 @@ def test_up_processes_demo_and_stops_cleanly(tmp_path: Path) -> None:
             if not page or page["total"] < DEMO_TRACKS:
                 return None
             finished = all(
-                i["stages"].get("converted_audio") in {"done", "failed", "skipped"} for i in page["items"]
+                i["stages"].get("embedding") in {"done", "failed", "skipped"} for i in page["items"]
             )
             return page if finished else None
 
         page = wait_for(all_done, 300, proc, log)
         assert page["total"] == DEMO_TRACKS
-        assert all(i["stages"] == {"audio_file": "done", "converted_audio": "done"} for i in page["items"])
+        for item in page["items"]:
+            assert item["stages"]["converted_audio"] == item["stages"]["transcription"] == "done", item
         ui = httpx.get(f"http://127.0.0.1:{ui_port}/server_info")
         assert ui.status_code == 200
     finally:

@@ -27,6 +27,7 @@ class TrackState:
     aliases: list[str]
     stages: dict[str, str]
     errors: dict[str, str] = field(default_factory=dict)
+    transcript: str | None = None
 
 
 def register(
@@ -179,11 +180,13 @@ def track_states(conn: Connection, track_ids: Sequence[str] | None = None) -> li
                COALESCE((SELECT jsonb_object_agg(s.stage, s.status) FROM track_stages s
                          WHERE s.file_id = f.id), '{}'::jsonb),
                COALESCE((SELECT jsonb_object_agg(s.stage, s.error) FROM track_stages s
-                         WHERE s.file_id = f.id AND s.error IS NOT NULL), '{}'::jsonb)
+                         WHERE s.file_id = f.id AND s.error IS NOT NULL), '{}'::jsonb),
+               (SELECT t.transcription_text FROM transcriptions t WHERE t.file_id = f.id
+                ORDER BY t.created_at DESC LIMIT 1)
         FROM music_files f
         WHERE %(all)s OR f.id = ANY(%(ids)s)
         ORDER BY f.seq
         """,
         {"all": track_ids is None, "ids": list(track_ids or [])},
     ).fetchall()
-    return [TrackState(r[0], r[1], list(r[2]), dict(r[3]), dict(r[4])) for r in rows]
+    return [TrackState(r[0], r[1], list(r[2]), dict(r[3]), dict(r[4]), r[5]) for r in rows]

@@ -15,7 +15,7 @@ from music_pipeline.resources import (
 BATCH_POLICY = dg.BackfillPolicy.single_run()
 
 
-def _metadata(outcomes: list[stages.StageOutcome]) -> dict[str, dg.MetadataValue]:
+def stage_metadata(outcomes: list[stages.StageOutcome]) -> dict[str, dg.MetadataValue]:
     summary = stages.summarise(outcomes)
     meta: dict[str, dg.MetadataValue] = {
         "tracks": dg.MetadataValue.int(len(outcomes)),
@@ -47,7 +47,7 @@ def audio_file(
 ) -> dg.MaterializeResult:
     with open_stage_context(context, db, storage, pipeline) as ctx:
         outcomes = stages.run_batch(ctx, stages.analyse_audio, context.partition_keys, pipeline.workers)
-    return dg.MaterializeResult(metadata=_metadata(outcomes))
+    return dg.MaterializeResult(metadata=stage_metadata(outcomes))
 
 
 DURATION_CHECK = "duration_matches_original"
@@ -90,4 +90,4 @@ def converted_audio(
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"drifted_tracks": dg.MetadataValue.json(drifted)},
     )
-    return dg.MaterializeResult(metadata=_metadata(outcomes), check_results=[check])
+    return dg.MaterializeResult(metadata=stage_metadata(outcomes), check_results=[check])
