@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench-ingest clean-data venv
+.PHONY: run test lint format bench-ingest bench-asr bench-embed clean-data venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ format: $(STAMP)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py $(BENCH_ARGS)
+
+bench-asr: $(STAMP)
+	$(BIN)/python bench/bench_asr.py
+
+bench-embed: $(STAMP)
+	$(BIN)/python bench/bench_embed.py
 
 clean-data:
 	rm -rf .data

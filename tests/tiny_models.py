@@ -24,3 +24,50 @@ def tiny_sentence_transformer(dest: Path, dim: int = 48) -> Path:
     pooling = models.Pooling(word.get_embedding_dimension(), pooling_mode="mean")
     SentenceTransformer(modules=[word, pooling]).save(str(dest / "model"))
     return dest / "model"
+
+
+WORD = "<longest word piece>"
+
+
+def tiny_parakeet_ctc(dest: Path, force_token: str | None = None) -> tuple[Path, str | None]:
+    """A Parakeet CTC checkpoint with random weights and a SentencePiece-style tokenizer trained here.
+
+    ``force_token`` biases the CTC head so every frame emits that piece ("<pad>" is the CTC blank,
+    ``WORD`` the longest word-initial piece of the vocabulary). Returns the folder and the piece."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        ParakeetCTCConfig,
+        ParakeetFeatureExtractor,
+        ParakeetForCTC,
+        ParakeetProcessor,
+        ParakeetTokenizer,
+    )
+
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    corpus = ["ask not what your country can do for you", "ask what you can do for your country"] * 20
+    tok.train_from_iterator(
+        corpus, trainers.UnigramTrainer(vocab_size=60, special_tokens=["<unk>"], unk_token="<unk>")
+    )
+    tokenizer = ParakeetTokenizer(tokenizer_object=tok, unk_token="<unk>")
+    tokenizer.add_special_tokens({"pad_token": "<pad>"})
+    encoder = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
+               "subsampling_conv_channels": 8}  # fmt: skip
+    config = ParakeetCTCConfig(
+        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, encoder_config=encoder
+    )
+    model = ParakeetForCTC(config)
+    if force_token == WORD:
+        force_token = max((p for p in tokenizer.get_vocab() if p.startswith("▁")), key=len)
+    if force_token is not None:
+        if force_token not in tokenizer.get_vocab():
+            raise ValueError(f"{force_token!r} is not in the vocabulary")
+        with torch.no_grad():
+            model.ctc_head.weight.zero_()
+            model.ctc_head.bias.fill_(-10.0)
+            model.ctc_head.bias[tokenizer.convert_tokens_to_ids(force_token)] = 10.0
+    model.save_pretrained(dest)
+    ParakeetProcessor(ParakeetFeatureExtractor(), tokenizer).save_pretrained(dest)
+    return dest, force_token
