@@ -82,6 +82,34 @@ def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reprocess(settings: Settings, args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from music_pipeline.definitions import build_resources
+    from music_pipeline.instance import prepare_dagster_home
+    from music_pipeline.oneshot import materialize_tracks, select_tracks, status_report
+
+    if not (args.all or args.genre or args.tracks):
+        print("name tracks, or use --genre NAME or --all", file=sys.stderr)
+        return 2
+    with connected(settings) as (ep, _):
+        ids = select_tracks(ep.database_url, track_ids=args.tracks, genre=args.genre)
+        if not ids:
+            print("no matching tracks", file=sys.stderr)
+            return 1
+        instance = dg.DagsterInstance.from_config(str(prepare_dagster_home(settings)))
+        try:
+            materialize_tracks(instance, build_resources(settings), ids, settings.tracks_per_run, args.stage)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        finally:
+            instance.dispose()
+        rows = [r for r in status_report(ep.database_url) if r["track_id"] in set(ids)]
+    _print_report(rows, args.json)
+    return 0
+
+
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from music_pipeline.oneshot import status_report
 
@@ -118,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     process.add_argument("--json", action="store_true", help="one JSON object per input file")
     process.add_argument("--reprocess", action="store_true", help="run stages again for known content")
     process.set_defaults(func=cmd_process)
+    again = sub.add_parser("reprocess", help="run stages again: one track, a genre, or everything")
+    again.add_argument("tracks", nargs="*", help="track ids (a unique prefix is enough)")
+    again.add_argument("--genre", help="every track of this genre")
+    again.add_argument("--all", action="store_true", help="every track (e.g. after a model change)")
+    again.add_argument("--stage", help="start from this stage (default: all stages), e.g. transcription")
+    again.add_argument("--json", action="store_true")
+    again.set_defaults(func=cmd_reprocess)
     status = sub.add_parser("status", help="per-track stage states for everything known")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)

@@ -33,16 +33,28 @@ def track_report(state: tracks.TrackState | None) -> dict[str, Any]:
 
 
 def materialize_tracks(
-    instance: dg.DagsterInstance, resources: dict[str, Any], track_ids: Sequence[str], batch: int
+    instance: dg.DagsterInstance,
+    resources: dict[str, Any],
+    track_ids: Sequence[str],
+    batch: int,
+    from_stage: str | None = None,
 ) -> None:
+    """Run the per-track assets (all, or ``from_stage`` and what follows it) over ranges of tracks."""
     from music_pipeline.definitions import PER_TRACK_ASSETS
+
+    assets = PER_TRACK_ASSETS
+    if from_stage is not None:
+        names = [a.key.to_user_string() for a in PER_TRACK_ASSETS]
+        if from_stage not in names:
+            raise ValueError(f"unknown stage {from_stage!r}; stages: {', '.join(names)}")
+        assets = PER_TRACK_ASSETS[names.index(from_stage) :]
 
     name = tracks_partitions.name
     assert name is not None
     order = instance.get_dynamic_partitions(name)
     for first, last in contiguous_ranges(order, track_ids, batch):
         dg.materialize(
-            PER_TRACK_ASSETS,
+            assets,
             instance=instance,
             resources=resources,
             tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
@@ -99,3 +111,20 @@ def status_report(database_url: str) -> list[dict[str, Any]]:
         {"file": s.original_filename, "track_id": s.track_id, "aliases": s.aliases, **track_report(s)}
         for s in states
     ]
+
+
+def select_tracks(database_url: str, *, track_ids: Sequence[str] = (), genre: str | None = None) -> list[str]:
+    """Track ids by explicit id (or unique prefix), by genre (case-insensitive), or all when neither."""
+    with connect(database_url) as conn:
+        if genre is not None:
+            rows = conn.execute(
+                "SELECT id FROM music_files WHERE lower(genre) = lower(%s) ORDER BY seq", (genre,)
+            ).fetchall()
+        elif track_ids:
+            rows = conn.execute(
+                "SELECT id FROM music_files WHERE id LIKE ANY(%s) ORDER BY seq",
+                ([t.replace("%", "").replace("_", "") + "%" for t in track_ids],),
+            ).fetchall()
+        else:
+            rows = conn.execute("SELECT id FROM music_files ORDER BY seq").fetchall()
+    return [r[0] for r in rows]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from music_core.embedded import ServiceEndpoints
@@ -82,6 +83,21 @@ def test_process_reports_every_input_file_as_json(cli_env: dict[str, str], tmp_p
     assert len(known) == 4  # opus, the wav content, and the two bad files
     wav = next(k for k in known if k["track_id"] == dups[0]["track_id"])
     assert len(wav["aliases"]) == 3
+
+    # Reprocess one genre from the transcription stage on (what an operator does after a model change).
+    again = cli(cli_env, "reprocess", "--genre", "jazz", "--stage", "transcription", "--json")
+    assert again.returncode == 0, again.stderr[-2000:]
+    redone = [json.loads(line) for line in again.stdout.splitlines()]
+    assert [r["track_id"] for r in redone] == [opus["track_id"]]
+    with psycopg.connect(cli_env["MUSIC_DATABASE_URL"]) as conn:
+        attempts = dict(
+            conn.execute(
+                "SELECT stage, attempts FROM track_stages WHERE file_id = %s", (opus["track_id"],)
+            ).fetchall()
+        )
+    assert attempts == {"audio_file": 1, "converted_audio": 1, "transcription": 2, "embedding": 2}
+    assert cli(cli_env, "reprocess", "--all", "--stage", "nope").returncode == 2
+    assert cli(cli_env, "reprocess").returncode == 2
 
 
 def test_ingest_uploads_to_the_inbox(cli_env: dict[str, str], store: ObjectStore, tmp_path: Path) -> None:
