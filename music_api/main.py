@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,12 +10,23 @@ import redis
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
-from music_api.routes import health, tracks
+from music_api.routes import health, search, stream, tracks
+from music_api.semantic import SemanticIndex
 from music_core.settings import Settings
 from music_core.storage import ObjectStore
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def _quietly(fn):  # noqa: ANN001, ANN202
+    def run() -> None:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - a failed warm-up only means a slower first query
+            logging.getLogger(__name__).exception("warm-up failed")
+
+    return run
+
+
+def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> FastAPI:
     settings = settings or Settings()
     missing = [
         name
@@ -56,6 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         secure=settings.s3_secure,
         region=settings.s3_region,
     )
+    app.state.semantic = SemanticIndex(app.state.store, settings.embedding_model)
     app.include_router(health.router)
     app.include_router(tracks.router)
+    app.include_router(stream.router)
+    app.include_router(search.router)
     return app

@@ -35,3 +35,88 @@ class TrackPage(BaseModel):
     limit: int
     offset: int
     items: list[TrackSummary]
+
+
+class SearchHit(BaseModel):
+    track_id: str
+    score: float
+    filename: str
+    title: str | None
+    artist: str | None
+    genre: str | None
+    duration: float | None
+    snippet: str | None
+    ranks: dict[str, int]
+
+
+class SearchResponse(BaseModel):
+    query: str
+    mode: str
+    results: list[SearchHit]
+    took_ms: float
+
+
+class Alias(BaseModel):
+    name: str
+    folder: str | None
+    uploads: int
+    first_seen: dt.datetime
+
+
+class StageState(BaseModel):
+    status: str
+    error: str | None
+    warnings: list[str]
+    attempts: int
+    updated_at: dt.datetime
+
+
+class TimedSegment(BaseModel):
+    start: float
+    end: float
+    text: str
+    confidence: float
+
+
+class TimedWord(BaseModel):
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+class TranscriptionOut(BaseModel):
+    text: str
+    language: str | None
+    confidence: float | None
+    no_vocals: bool
+    model_id: str
+    model_version: str | None
+    processing_time: float | None
+    real_time_factor: float | None
+    segments: list[TimedSegment]
+    words: list[TimedWord]
+
+
+class TrackDetail(BaseModel):
+    id: str
+    filename: str
+    size: int
+    content_type: str | None
+    container: str | None
+    codec: str | None
+    duration: float | None
+    sample_rate: int | None
+    channels: int | None
+    bit_rate: int | None
+    artist: str | None
+    title: str | None
+    album: str | None
+    genre: str | None
+    year: int | None
+    uploaded_at: dt.datetime
+    converted_size: int | None
+    converted_duration: float | None
+    aliases: list[Alias]
+    stages: dict[str, StageState]
+    transcription: TranscriptionOut | None

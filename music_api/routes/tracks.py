@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from psycopg.rows import dict_row
 
 from music_api.deps import Conn, require_token
-from music_api.schemas import TrackPage, TrackSummary
+from music_api.schemas import Alias, StageState, TrackDetail, TrackPage, TrackSummary, TranscriptionOut
+
+TrackId = Annotated[str, Path(pattern="^[0-9a-f]{64}$", description="SHA-256 of the content")]
 
 router = APIRouter(prefix="/tracks", tags=["library"], dependencies=[Depends(require_token)])
 
@@ -36,4 +38,37 @@ def list_tracks(
         limit=limit,
         offset=offset,
         items=[TrackSummary(**row) for row in rows],
+    )
+
+
+@router.get("/{track_id}", response_model=TrackDetail, summary="Everything known about one track")
+def track_detail(conn: Conn, track_id: TrackId) -> TrackDetail:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute("SELECT * FROM music_files WHERE id = %s", (track_id,)).fetchone()
+        if row is None:
+            raise HTTPException(404, "no such track")
+        aliases = cur.execute(
+            "SELECT original_name AS name, folder, upload_count AS uploads, first_seen_at AS first_seen"
+            " FROM file_aliases WHERE file_id = %s ORDER BY id",
+            (track_id,),
+        ).fetchall()
+        stages = cur.execute(
+            "SELECT stage, status, error, warnings, attempts, updated_at FROM track_stages WHERE file_id = %s",
+            (track_id,),
+        ).fetchall()
+        transcript = cur.execute(
+            "SELECT transcription_text AS text, language, confidence, no_vocals, model_id, model_version,"
+            " processing_time, real_time_factor, segments, words FROM transcriptions WHERE file_id = %s"
+            " ORDER BY created_at DESC LIMIT 1",
+            (track_id,),
+        ).fetchone()
+    return TrackDetail(
+        **{k: row[k] for k in TrackDetail.model_fields if k in row},
+        filename=row["original_filename"],
+        size=row["file_size"],
+        aliases=[Alias(**a) for a in aliases],
+        stages={s.pop("stage"): StageState(**s) for s in stages},
+        transcription=TranscriptionOut(**{**transcript, "text": transcript["text"] or ""})
+        if transcript
+        else None,
     )

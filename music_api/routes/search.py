@@ -1,0 +1,124 @@
+"""Semantic, full-text and hybrid search over transcripts, titles and file names."""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from music_api.deps import Conn, require_token
+from music_api.schemas import SearchHit, SearchResponse
+from music_core.search import any_word_query, query_words, reciprocal_rank_fusion
+
+router = APIRouter(tags=["search"], dependencies=[Depends(require_token)])
+
+
+class Mode(StrEnum):
+    hybrid = "hybrid"
+    semantic = "semantic"
+    fulltext = "fulltext"
+
+
+_FULLTEXT_SQL = """
+WITH q AS (SELECT websearch_to_tsquery('english', %(q)s) AS en, websearch_to_tsquery('simple', %(q)s) AS simple)
+SELECT f.id,
+       ts_rank_cd(coalesce(t.search_tsv, ''::tsvector), q.en) + ts_rank_cd(f.search_tsv, q.simple) AS rank,
+       ts_headline('english', coalesce(t.transcription_text, ''), q.en,
+                   'MaxFragments=1, MaxWords=24, MinWords=6, StartSel=«, StopSel=»') AS snippet
+FROM q, music_files f
+LEFT JOIN LATERAL (
+    SELECT search_tsv, transcription_text FROM transcriptions WHERE file_id = f.id ORDER BY created_at DESC LIMIT 1
+) t ON true
+WHERE t.search_tsv @@ q.en OR f.search_tsv @@ q.simple
+ORDER BY rank DESC, f.seq
+LIMIT %(limit)s
+"""
+
+_CHUNKS_SQL = "SELECT id, file_id, content FROM embeddings WHERE id = ANY(%s)"
+
+_PGVECTOR_SQL = """
+SELECT id, 1 - (embedding::vector({dim}) <=> %s::vector({dim})) AS score
+FROM embeddings WHERE model_id = %s
+ORDER BY embedding::vector({dim}) <=> %s::vector({dim}) LIMIT %s
+"""
+
+_DESCRIBE_SQL = """
+SELECT id, original_filename, title, artist, genre, duration FROM music_files WHERE id = ANY(%s)
+"""
+
+
+def fulltext(conn: Connection, query: str, limit: int) -> list[tuple[str, float, str]]:
+    text = any_word_query(query)
+    if not text:
+        return []
+    rows = conn.execute(_FULLTEXT_SQL, {"q": text, "limit": limit}).fetchall()
+    return [(r[0], float(r[1]), r[2]) for r in rows]
+
+
+def semantic(request: Request, conn: Connection, query: str, limit: int) -> list[tuple[str, float, str]]:
+    engine = request.app.state.semantic
+    vector = engine.embed_query(query)
+    hits = engine.search(vector, limit * 5)
+    if hits is None:  # no FAISS index yet: ask pgvector directly
+        literal = "[" + ",".join(f"{x:.7f}" for x in vector) + "]"
+        sql = _PGVECTOR_SQL.format(dim=int(vector.shape[0]))
+        hits = [
+            (r[0], float(r[1])) for r in conn.execute(sql, (literal, engine.model_id, literal, limit * 5))
+        ]  # noqa: S608 - dim is an int
+    chunks = {r[0]: (r[1], r[2]) for r in conn.execute(_CHUNKS_SQL, ([h[0] for h in hits],)).fetchall()}
+    best: dict[str, tuple[float, str]] = {}
+    for emb_id, score in hits:
+        if emb_id in chunks:
+            track, content = chunks[emb_id]
+            if track not in best or score > best[track][0]:
+                best[track] = (score, content or "")
+    ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:limit]
+    return [(track, score, content) for track, (score, content) in ranked]
+
+
+@router.get("/search", response_model=SearchResponse, summary="Find tracks by what is sung or by name")
+def search(
+    request: Request,
+    conn: Conn,
+    q: Annotated[str, Query(min_length=1, max_length=500, description="words, or a misheard lyric")],
+    mode: Mode = Mode.hybrid,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> SearchResponse:
+    started = time.perf_counter()
+    lists: dict[str, list[tuple[str, float, str]]] = {}
+    if mode in (Mode.fulltext, Mode.hybrid):
+        lists["fulltext"] = fulltext(conn, q, limit * 2)
+    if mode in (Mode.semantic, Mode.hybrid) and query_words(q):
+        lists["semantic"] = semantic(request, conn, q, limit * 2)
+    if mode == Mode.hybrid:
+        fused = reciprocal_rank_fusion([[t for t, _, _ in hits] for hits in lists.values()], limit)
+    else:
+        fused = [(t, s) for t, s, _ in next(iter(lists.values()), [])][:limit]
+    snippets = {t: snip for hits in lists.values() for t, _, snip in reversed(hits) if snip}
+    ranks = {name: {t: i + 1 for i, (t, _, _) in enumerate(hits)} for name, hits in lists.items()}
+    info = {r[0]: r for r in conn.execute(_DESCRIBE_SQL, ([t for t, _ in fused],)).fetchall()}
+    results = [
+        SearchHit(
+            track_id=t, score=round(score, 6), filename=info[t][1], title=info[t][2], artist=info[t][3],
+            genre=info[t][4], duration=info[t][5], snippet=snippets.get(t),
+            ranks={name: r[t] for name, r in ranks.items() if t in r},
+        )
+        for t, score in fused
+        if t in info
+    ]  # fmt: skip
+    conn.execute(
+        "INSERT INTO search_history (query, mode, results, user_ip) VALUES (%s, %s, %s, %s)",
+        (
+            q,
+            mode.value,
+            Jsonb([r.track_id for r in results]),
+            request.client.host if request.client else None,
+        ),
+    )
+    return SearchResponse(
+        query=q, mode=mode.value, results=results, took_ms=round((time.perf_counter() - started) * 1000, 2)
+    )

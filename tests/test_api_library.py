@@ -1,0 +1,192 @@
+"""Track detail, search and streaming over a library the real pipeline processed."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from music_api.main import create_app
+from music_core.embedded import ServiceEndpoints
+from music_core.storage import ObjectStore
+from music_pipeline import definitions
+from music_pipeline.oneshot import process_paths
+from tests import media
+from tests.conftest import APP_TABLES
+from tests.test_api import AUTH, api_settings
+
+MP3 = 'Rock/it\'s "live" ünï.mp3'  # the same speech as jfk.wav, another encoding
+JFK = ("jfk.wav", MP3)
+FILES = {"jfk.wav": media.SPEECH_WAV, "librivox_0870.wav": media.DEMO / "librivox_0870.wav",
+         "Rock/it's \"live\" ünï.mp3": media.SPEECH_MP3}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def library(services: ServiceEndpoints, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """name -> track id, after every per-track stage ran for real."""
+    with psycopg.connect(services.database_url) as conn:
+        conn.execute(f"TRUNCATE {APP_TABLES} CASCADE")  # noqa: S608 - fixed table list
+    store = ObjectStore(services.s3_endpoint, services.s3_access_key, services.s3_secret_key,
+                        bucket=f"lib-{uuid.uuid4().hex[:10]}")  # fmt: skip
+    store.ensure_bucket()
+    folder = tmp_path_factory.mktemp("library")
+    for name, src in FILES.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(src.read_bytes())
+    resources = definitions.build_resources(api_settings(services, store.bucket))
+    rows = process_paths([str(folder)], store=store, database_url=services.database_url,
+                         instance=dg.DagsterInstance.ephemeral(), resources=resources, batch=10)  # fmt: skip
+    assert all(r["stages"]["embedding"] == "done" for r in rows), rows
+    ids = {str(Path(r["file"]).relative_to(folder)): r["track_id"] for r in rows}
+    ids["bucket"] = store.bucket
+    return ids
+
+
+@pytest.fixture
+def client(services: ServiceEndpoints, library: dict[str, str]) -> Iterator[TestClient]:
+    with TestClient(create_app(api_settings(services, library["bucket"]), warm_up=False)) as c:
+        yield c
+
+
+def test_track_detail(client: TestClient, library: dict[str, str]) -> None:
+    body = client.get(f"/tracks/{library['jfk.wav']}", headers=AUTH).json()
+    assert body["filename"] == "jfk.wav"
+    assert body["duration"] == pytest.approx(11.0, abs=0.05)
+    assert set(body["stages"]) == {"audio_file", "converted_audio", "transcription", "embedding"}
+    assert all(s["status"] == "done" for s in body["stages"].values())
+    transcription = body["transcription"]
+    assert "what your country can do for you" in transcription["text"].lower()
+    assert len(transcription["words"]) >= 20 and transcription["segments"]
+    assert body["aliases"][0]["name"] == "jfk.wav"
+
+
+@pytest.mark.parametrize("bad", ["0" * 63, "../../etc/passwd", "G" * 64, "0" * 64 + "'--"])
+def test_malformed_ids_are_client_errors(client: TestClient, bad: str) -> None:
+    assert client.get(f"/tracks/{bad}", headers=AUTH).status_code in {404, 422}
+    assert client.get(f"/tracks/{bad}/audio", headers=AUTH).status_code in {404, 422}
+
+
+def test_unknown_track_is_404(client: TestClient) -> None:
+    assert client.get(f"/tracks/{'0' * 64}", headers=AUTH).status_code == 404
+    assert client.get(f"/tracks/{'0' * 64}/audio", headers=AUTH).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("mode", "query", "expected"),
+    [
+        ("fulltext", "country", JFK),
+        ("fulltext", "dashwood leisure", ("librivox_0870.wav",)),
+        ("fulltext", "live", (MP3,)),  # the file name is searchable too
+        ("semantic", "what could I do for my nation", JFK),
+        ("semantic", "a man considering his financial means", ("librivox_0870.wav",)),
+        ("hybrid", "ask knot what you're country can do for ya", JFK),  # misheard lyric
+    ],
+)
+def test_search_modes(
+    client: TestClient, library: dict[str, str], mode: str, query: str, expected: tuple[str, ...]
+) -> None:
+    response = client.get("/search", params={"q": query, "mode": mode}, headers=AUTH)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    wanted = {library[k] for k in expected}
+    assert {r["track_id"] for r in results[: len(wanted)]} == wanted
+
+
+def test_searches_are_logged_and_hostile_text_is_harmless(
+    client: TestClient, services: ServiceEndpoints, library: dict[str, str]
+) -> None:
+    hostile = "'; DROP TABLE music_files; -- <script>alert(1)</script>"
+    assert client.get("/search", params={"q": hostile}, headers=AUTH).status_code == 200
+    with psycopg.connect(services.database_url) as conn:
+        logged = conn.execute(
+            "SELECT query, mode FROM search_history ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()
+        assert conn.execute("SELECT count(*) FROM music_files").fetchone()[0] == 3
+    assert logged == (hostile, "hybrid")
+
+
+@pytest.mark.parametrize(
+    "params", [{"q": ""}, {"q": "x" * 501}, {"q": "a", "limit": 10**9}, {"q": "a", "mode": "x"}]
+)
+def test_bad_search_requests(client: TestClient, params: dict[str, object]) -> None:
+    assert client.get("/search", params=params, headers=AUTH).status_code == 422
+
+
+def test_semantic_search_uses_the_faiss_index_once_built(
+    services: ServiceEndpoints, library: dict[str, str]
+) -> None:
+    settings = api_settings(services, library["bucket"])
+    result = dg.materialize(
+        [definitions.vector_index],
+        resources=definitions.build_resources(settings),
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    with TestClient(create_app(settings, warm_up=False)) as c:
+        hits = c.get("/search", params={"q": "ask what you can do", "mode": "semantic"}, headers=AUTH).json()
+        assert c.app.state.semantic.version == 1  # type: ignore[attr-defined]
+    assert {h["track_id"] for h in hits["results"][:2]} == {library[k] for k in JFK}
+
+
+# --- streaming ---------------------------------------------------------------------------------
+
+
+def test_full_and_ranged_original(client: TestClient, library: dict[str, str]) -> None:
+    url = f"/tracks/{library['jfk.wav']}/audio"
+    data = media.SPEECH_WAV.read_bytes()
+    full = client.get(url, headers=AUTH)
+    assert full.status_code == 200 and full.content == data
+    assert full.headers["accept-ranges"] == "bytes" and full.headers["content-type"] == "audio/x-wav"
+    part = client.get(url, headers={**AUTH, "Range": "bytes=1000-1999"})
+    assert part.status_code == 206 and part.content == data[1000:2000]
+    assert part.headers["content-range"] == f"bytes 1000-1999/{len(data)}"
+    tail = client.get(url, headers={**AUTH, "Range": "bytes=-100"})
+    assert tail.content == data[-100:]
+
+
+def test_multiple_ranges_are_multipart(client: TestClient, library: dict[str, str]) -> None:
+    data = media.SPEECH_WAV.read_bytes()
+    r = client.get(f"/tracks/{library['jfk.wav']}/audio", headers={**AUTH, "Range": "bytes=0-9,100-109"})
+    assert r.status_code == 206
+    boundary = re.search(r"boundary=(\w+)", r.headers["content-type"]).group(1)  # type: ignore[union-attr]
+    assert int(r.headers["content-length"]) == len(r.content)
+    parts = [p for p in r.content.split(f"--{boundary}".encode()) if b"Content-Range" in p]
+    bodies = [p.split(b"\r\n\r\n", 1)[1][:-2] for p in parts]
+    assert bodies == [data[0:10], data[100:110]]
+
+
+def test_unsatisfiable_and_if_range_and_head(client: TestClient, library: dict[str, str]) -> None:
+    url = f"/tracks/{library['jfk.wav']}/audio"
+    size = media.SPEECH_WAV.stat().st_size
+    bad = client.get(url, headers={**AUTH, "Range": f"bytes={size}-"})
+    assert bad.status_code == 416 and bad.headers["content-range"] == f"bytes */{size}"
+    etag = client.head(url, headers=AUTH).headers["etag"]
+    stale = client.get(url, headers={**AUTH, "Range": "bytes=0-9", "If-Range": '"old"'})
+    assert stale.status_code == 200 and len(stale.content) == size
+    fresh = client.get(url, headers={**AUTH, "Range": "bytes=0-9", "If-Range": etag})
+    assert fresh.status_code == 206 and len(fresh.content) == 10
+    head = client.head(url, headers={**AUTH, "Range": "bytes=0-9"})
+    assert head.status_code == 206 and head.content == b"" and head.headers["content-length"] == "10"
+    garbage = client.get(url, headers={**AUTH, "Range": "bytes=abc"})
+    assert garbage.status_code == 200  # an unparseable Range is ignored, as RFC 9110 says
+
+
+def test_converted_audio_and_safe_content_disposition(client: TestClient, library: dict[str, str]) -> None:
+    r = client.get(f"/tracks/{library[MP3]}/audio",
+                   params={"version": "converted"}, headers={**AUTH, "Range": "bytes=0-3"})  # fmt: skip
+    assert r.status_code == 206 and r.content == b"fLaC"
+    assert r.headers["content-type"] == "audio/flac"
+    disposition = r.headers["content-disposition"]
+    assert disposition.isascii() and "\r" not in disposition and "\n" not in disposition
+    assert "filename*=UTF-8''it%27s%20%22live%22%20%C3%BCn%C3%AF.16k.flac" in disposition
+    assert 'filename="it\'s _live_ _n_.16k.flac"' in disposition
+
+
+def test_streaming_needs_the_token(client: TestClient, library: dict[str, str]) -> None:
+    assert client.get(f"/tracks/{library['jfk.wav']}/audio").status_code == 401
