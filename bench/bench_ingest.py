@@ -17,10 +17,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import REPO, pipeline_services
 
-from music_core.audio.convert import ffmpeg_exe  # noqa: E402
+from music_core.audio.convert import ffmpeg_exe
 
 FORMATS = {
     "mp3": ["-c:a", "libmp3lame", "-b:a", "128k"],
@@ -84,32 +83,19 @@ def raw_conversion(files: list[Path], out: Path, workers: int) -> float:
 
 
 def pipeline_run(files: list[Path], data: Path, workers: int) -> tuple[float, dict[str, int]]:
-    import dagster as dg
-
-    from music_core.db.migrate import migrate
-    from music_core.embedded import EmbeddedServices
-    from music_core.settings import Settings
-    from music_pipeline.cli import store_for
-    from music_pipeline.definitions import build_resources
-    from music_pipeline.instance import prepare_dagster_home
     from music_pipeline.oneshot import process_paths
 
-    settings = Settings(_env_file=None, data_dir=data, workers=workers, tracks_per_run=len(files),
-                        embedded_s3_port=28333, embedded_redis_port=28390)  # fmt: skip
-    with EmbeddedServices(settings, with_redis=False) as ep:
-        import os
-
-        os.environ.update(ep.as_env())
-        migrate(ep.database_url)
-        store = store_for(settings, ep)
-        store.ensure_bucket()
-        instance = dg.DagsterInstance.from_config(str(prepare_dagster_home(settings)))
+    with pipeline_services(data, workers=workers, tracks_per_run=len(files)) as (
+        _,
+        ep,
+        store,
+        instance,
+        resources,
+    ):
         start = time.perf_counter()
         rows = process_paths([str(f) for f in files], store=store, database_url=ep.database_url,
-                             instance=instance, resources=build_resources(settings), batch=len(files),
-                             workers=workers)  # fmt: skip
+                             instance=instance, resources=resources, batch=len(files), workers=workers)  # fmt: skip
         elapsed = time.perf_counter() - start
-        instance.dispose()
     states: dict[str, int] = {}
     for row in rows:
         key = row["stages"]["converted_audio"]

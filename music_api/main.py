@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Response
+from fastapi.middleware.cors import CORSMiddleware
 from psycopg_pool import ConnectionPool
 
+from music_api import observability
+from music_api.deps import require_token
 from music_api.routes import health, search, stream, tracks
 from music_api.semantic import SemanticIndex
 from music_core.settings import Settings
@@ -51,6 +55,8 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
         app.state.redis = redis.Redis.from_url(
             settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
         )
+        if warm_up:  # the first semantic query should not pay for loading torch and the model
+            threading.Thread(target=_quietly(app.state.semantic.warm_up), daemon=True, name="warm-up").start()
         try:
             yield
         finally:
@@ -69,6 +75,17 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
         region=settings.s3_region,
     )
     app.state.semantic = SemanticIndex(app.state.store, settings.embedding_model)
+    observability.install(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
+            allow_headers=["Authorization", "Range", "If-Range"], expose_headers=["Content-Range", "Accept-Ranges"],
+        )  # fmt: skip
+
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(require_token)])
+    def metrics() -> Response:
+        return app.state.metrics.exposition()
+
     app.include_router(health.router)
     app.include_router(tracks.router)
     app.include_router(stream.router)

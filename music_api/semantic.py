@@ -3,6 +3,7 @@ reloaded when the bucket holds a newer version (checked at most every ``check_se
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -12,6 +13,8 @@ import numpy as np
 from music_core import vector_index
 from music_core.embed.embedder import SentenceEmbedder, describe_model
 from music_core.storage import ObjectStore
+
+log = logging.getLogger(__name__)
 
 
 class SemanticIndex:
@@ -43,10 +46,15 @@ class SemanticIndex:
             if now - self._checked < self.check_seconds:
                 return self._index
             self._checked = now
-            manifest = vector_index.load_manifest(self.store, self.model_id)
-            if manifest is not None and manifest.version != self._version:
-                self._index = vector_index.load_index(self.store, manifest)
-                self._version = manifest.version
+            try:
+                manifest = vector_index.load_manifest(self.store, self.model_id)
+                if manifest is not None and manifest.version != self._version:
+                    self._index = vector_index.load_index(self.store, manifest)
+                    self._version = manifest.version
+            except Exception:  # noqa: BLE001 - keep serving the index we have (or pgvector)
+                log.warning(
+                    "could not refresh the vector index; keeping version %s", self._version, exc_info=True
+                )
             return self._index
 
     @property

@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from music_core.settings import Settings
 
@@ -57,6 +58,17 @@ def restore_default_signals() -> None:
     # Background shells here may start us with SIGINT/SIGTERM ignored; children inherit that.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def spawn_logged(args: list[str], log: Path, **popen_kwargs: Any) -> subprocess.Popen:
+    """Start a long-running child in its own session (so a terminal's Ctrl-C reaches only us and
+    we stop children in order), its output appended to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as fh:
+        return subprocess.Popen(
+            args, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=restore_default_signals, **popen_kwargs,
+        )  # fmt: skip
 
 
 def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -222,12 +234,7 @@ class EmbeddedServices:
         ]  # fmt: skip
         for name, offset in internal.items():
             args += [f"-{name}.port={port + offset}", f"-{name}.port.grpc={port + 10000 + offset}"]
-        logfile = open(directory / "weed.log", "ab")  # noqa: SIM115 - owned by the child
-        proc = subprocess.Popen(
-            args, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=restore_default_signals,
-        )  # fmt: skip
-        logfile.close()
+        proc = spawn_logged(args, directory / "weed.log")
         self._started.append(("s3", lambda: stop_process(proc)))
         from music_core.storage import ObjectStore
 
@@ -256,12 +263,7 @@ class EmbeddedServices:
             "--save", "", "--appendonly", "no", "--maxmemory", "256mb",
             "--maxmemory-policy", "allkeys-lru",
         ]  # fmt: skip
-        logfile = open(directory / "redis.log", "ab")  # noqa: SIM115 - owned by the child
-        proc = subprocess.Popen(
-            args, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=restore_default_signals,
-        )  # fmt: skip
-        logfile.close()
+        proc = spawn_logged(args, directory / "redis.log")
         self._started.append(("redis", lambda: stop_process(proc)))
         client = redis.Redis.from_url(url, socket_timeout=1)
         wait_until(lambda: bool(client.ping()), 20, "Redis")

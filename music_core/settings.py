@@ -54,6 +54,8 @@ class Settings(BaseSettings):
         None, description="Bearer token for the API; empty = generated once and kept in the data dir."
     )
 
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API.")
+
     # --- pipeline -----------------------------------------------------------------------------
     sensor_interval_seconds: int = 10
     tracks_per_run: int = Field(50, ge=1, description="Tracks processed by one Dagster run.")

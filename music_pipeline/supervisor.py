@@ -19,7 +19,7 @@ from music_core.embedded import (
     EmbeddedServices,
     load_or_create_secrets,
     port_is_open,
-    restore_default_signals,
+    spawn_logged,
     wait_until,
 )
 from music_core.settings import Settings
@@ -58,14 +58,8 @@ class Child:
 
 
 def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> Child:
-    logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{name}.log"
-    with log.open("ab") as fh:
-        proc = subprocess.Popen(
-            args, cwd=PROJECT_ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=restore_default_signals,
-        )  # fmt: skip
-    return Child(name, proc, log)
+    return Child(name, spawn_logged(args, log, cwd=PROJECT_ROOT, env=env), log)
 
 
 def _upload_demo(settings: Settings, store) -> int:  # noqa: ANN001

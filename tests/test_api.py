@@ -34,7 +34,7 @@ def api_settings(services: ServiceEndpoints, bucket: str, **overrides: object) -
 
 @pytest.fixture
 def client(services: ServiceEndpoints, store: ObjectStore, db_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(api_settings(services, store.bucket))) as c:
+    with TestClient(create_app(api_settings(services, store.bucket), warm_up=False)) as c:
         yield c
 
 
@@ -46,7 +46,7 @@ def test_health_is_public_and_checks_dependencies(client: TestClient) -> None:
 
 def test_health_reports_a_dead_cache_as_degraded(services: ServiceEndpoints, store: ObjectStore) -> None:
     settings = api_settings(services, store.bucket, redis_url="redis://127.0.0.1:1/0")
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, warm_up=False)) as c:
         response = c.get("/health")
     assert response.status_code == 200
     assert response.json()["status"] == "degraded"
@@ -91,3 +91,37 @@ def test_bad_paging_is_a_client_error(client: TestClient, params: dict[str, obje
 def test_app_refuses_to_start_without_configuration() -> None:
     with pytest.raises(RuntimeError, match="MUSIC_DATABASE_URL"):
         create_app(Settings(_env_file=None, database_url=None, api_token=None))  # type: ignore[call-arg]
+
+
+def test_security_headers_and_request_ids(client: TestClient) -> None:
+    response = client.get("/health", headers={"X-Request-ID": "abc12345-trace"})
+    assert response.headers["X-Request-ID"] == "abc12345-trace"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    injected = client.get("/health", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert (
+        injected.headers["X-Request-ID"] != "bad id\twith spaces"
+        and len(injected.headers["X-Request-ID"]) == 32
+    )
+
+
+def test_metrics_count_requests_by_route_template(client: TestClient) -> None:
+    assert client.get("/metrics").status_code == 401
+    client.get("/tracks", headers=AUTH)
+    client.get(f"/tracks/{'0' * 64}", headers=AUTH)
+    body = client.get("/metrics", headers=AUTH).text
+    assert 'music_api_requests_total{method="GET",route="/tracks",status="200"} 1.0' in body
+    assert 'route="/tracks/{track_id}",status="404"' in body  # templates, never raw ids
+    assert "0" * 64 not in body
+
+
+def test_cors_only_for_configured_origins(
+    services: ServiceEndpoints, store: ObjectStore, db_url: str
+) -> None:
+    settings = api_settings(services, store.bucket, cors_origins=["https://music.example"])
+    with TestClient(create_app(settings, warm_up=False)) as c:
+        ok = c.get("/health", headers={"Origin": "https://music.example"})
+        other = c.get("/health", headers={"Origin": "https://evil.example"})
+    assert ok.headers["access-control-allow-origin"] == "https://music.example"
+    assert "access-control-allow-origin" not in other.headers
