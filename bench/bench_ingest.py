@@ -94,7 +94,8 @@ def pipeline_run(files: list[Path], data: Path, workers: int) -> tuple[float, di
     ):
         start = time.perf_counter()
         rows = process_paths([str(f) for f in files], store=store, database_url=ep.database_url,
-                             instance=instance, resources=resources, batch=len(files), workers=workers)  # fmt: skip
+                             instance=instance, resources=resources, batch=len(files), workers=workers,
+                             until_stage="converted_audio")  # ingest stages only  # fmt: skip
         elapsed = time.perf_counter() - start
     states: dict[str, int] = {}
     for row in rows:

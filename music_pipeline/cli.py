@@ -64,17 +64,21 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
     import dagster as dg
 
+    from music_core.stages import STAGES
     from music_pipeline.definitions import build_resources
     from music_pipeline.instance import prepare_dagster_home
     from music_pipeline.oneshot import process_paths
 
+    if args.until is not None and args.until not in STAGES:
+        print(f"unknown stage {args.until!r}; stages: {', '.join(STAGES)}", file=sys.stderr)
+        return 2
     with connected(settings) as (ep, store):
         instance = dg.DagsterInstance.from_config(str(prepare_dagster_home(settings)))
         try:
             rows = process_paths(
                 args.paths, store=store, database_url=ep.database_url, instance=instance,
                 resources=build_resources(settings), batch=settings.tracks_per_run, workers=settings.workers,
-                reprocess=args.reprocess,
+                reprocess=args.reprocess, until_stage=args.until,
             )  # fmt: skip
         finally:
             instance.dispose()
@@ -145,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     process.add_argument("paths", nargs="+")
     process.add_argument("--json", action="store_true", help="one JSON object per input file")
     process.add_argument("--reprocess", action="store_true", help="run stages again for known content")
+    process.add_argument("--until", metavar="STAGE", help="stop after this stage, e.g. converted_audio")
     process.set_defaults(func=cmd_process)
     again = sub.add_parser("reprocess", help="run stages again: one track, a genre, or everything")
     again.add_argument("tracks", nargs="*", help="track ids (a unique prefix is enough)")

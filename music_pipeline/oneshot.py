@@ -38,16 +38,19 @@ def materialize_tracks(
     track_ids: Sequence[str],
     batch: int,
     from_stage: str | None = None,
+    until_stage: str | None = None,
 ) -> None:
-    """Run the per-track assets (all, or ``from_stage`` and what follows it) over ranges of tracks."""
+    """Run the per-track assets from ``from_stage`` through ``until_stage`` (default: all) over
+    contiguous ranges of tracks, one in-process run per range."""
     from music_pipeline.definitions import PER_TRACK_ASSETS
 
-    assets = PER_TRACK_ASSETS
-    if from_stage is not None:
-        names = [a.key.to_user_string() for a in PER_TRACK_ASSETS]
-        if from_stage not in names:
-            raise ValueError(f"unknown stage {from_stage!r}; stages: {', '.join(names)}")
-        assets = PER_TRACK_ASSETS[names.index(from_stage) :]
+    names = [a.key.to_user_string() for a in PER_TRACK_ASSETS]
+    for stage in (from_stage, until_stage):
+        if stage is not None and stage not in names:
+            raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(names)}")
+    first = names.index(from_stage) if from_stage else 0
+    last = names.index(until_stage) if until_stage else len(names) - 1
+    assets = PER_TRACK_ASSETS[first : last + 1]
 
     name = tracks_partitions.name
     assert name is not None
@@ -72,6 +75,7 @@ def process_paths(
     batch: int,
     workers: int = 2,
     reprocess: bool = False,
+    until_stage: str | None = None,
 ) -> list[dict[str, Any]]:
     def register(item: LocalFile | tuple[str, str]) -> tuple[str, RegisteredUpload | None, str | None]:
         if not isinstance(item, LocalFile):
@@ -87,9 +91,10 @@ def process_paths(
     add_missing_partitions(instance, ids)
     with connect(database_url) as conn:
         states = {s.track_id: s for s in tracks.track_states(conn, ids)}
-    todo = ids if reprocess else [t for t in ids if any(states[t].stages.get(s) != "done" for s in STAGES)]
+    wanted = STAGES[: STAGES.index(until_stage) + 1] if until_stage in STAGES else STAGES
+    todo = ids if reprocess else [t for t in ids if any(states[t].stages.get(s) != "done" for s in wanted)]
     if todo:
-        materialize_tracks(instance, resources, todo, batch)
+        materialize_tracks(instance, resources, todo, batch, until_stage=until_stage)
         with connect(database_url) as conn:
             states = {s.track_id: s for s in tracks.track_states(conn, ids)}
     report = []

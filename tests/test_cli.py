@@ -116,3 +116,15 @@ def test_migrate_is_idempotent(cli_env: dict[str, str]) -> None:
     proc = cli(cli_env, "migrate")
     assert proc.returncode == 0
     assert "nothing (up to date)" in proc.stdout
+
+
+def test_process_can_stop_after_a_stage(cli_env: dict[str, str], tmp_path: Path) -> None:
+    song = tmp_path / "only ingest.mp3"
+    song.write_bytes(media.SPEECH_MP3.read_bytes())
+    proc = cli(cli_env, "process", str(song), "--until", "converted_audio", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = json.loads(proc.stdout)
+    assert row["stages"] == {"audio_file": "done", "converted_audio": "done", "transcription": "skipped",
+                             "embedding": "skipped"}  # fmt: skip
+    assert row["transcript"] is None
+    assert cli(cli_env, "process", str(song), "--until", "nope").returncode == 2
