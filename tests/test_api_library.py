@@ -190,3 +190,40 @@ def test_converted_audio_and_safe_content_disposition(client: TestClient, librar
 
 def test_streaming_needs_the_token(client: TestClient, library: dict[str, str]) -> None:
     assert client.get(f"/tracks/{library['jfk.wav']}/audio").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"genre": "ROCK"}, {MP3}),
+        ({"file_type": ["wav"]}, {"jfk.wav", "librivox_0870.wav"}),
+        ({"file_type": [".MP3", "flac"]}, {MP3}),
+        ({"min_duration": 10}, {"jfk.wav", MP3}),
+        ({"max_duration": 10}, {"librivox_0870.wav"}),
+        ({"has_transcription": True}, {"jfk.wav", "librivox_0870.wav", MP3}),
+        ({"has_lyrics": True}, set()),
+        ({"q": "LIBRI"}, {"librivox_0870.wav"}),
+        ({"q": "%"}, set()),  # a literal percent sign, not a wildcard
+        ({"min_size": 300_000}, {"jfk.wav"}),
+        ({"uploaded_after": "2999-01-01T00:00:00Z"}, set()),
+        ({"uploaded_before": "2999-01-01T00:00:00Z", "genre": ["rock", "jazz"]}, {MP3}),
+    ],
+)
+def test_library_filters(
+    client: TestClient, library: dict[str, str], params: dict[str, object], expected: set[str]
+) -> None:
+    body = client.get("/tracks", params=params, headers=AUTH).json()
+    assert {i["id"] for i in body["items"]} == {library[k] for k in expected}
+    assert body["total"] == len(expected)
+
+
+def test_library_sorting(client: TestClient, library: dict[str, str]) -> None:
+    by_name = client.get("/tracks", params={"sort": "filename", "order": "asc"}, headers=AUTH).json()
+    assert [i["filename"] for i in by_name["items"]] == ["jfk.wav", "librivox_0870.wav", MP3]
+    by_size = client.get("/tracks", params={"sort": "size", "order": "desc"}, headers=AUTH).json()
+    sizes = [i["size"] for i in by_size["items"]]
+    assert sizes == sorted(sizes, reverse=True)
+    for key in ("genre", "duration", "transcribed", "uploaded"):
+        assert client.get("/tracks", params={"sort": key}, headers=AUTH).status_code == 200
+    assert client.get("/tracks", params={"sort": "id; DROP TABLE x"}, headers=AUTH).status_code == 422
+    assert client.get("/tracks", params={"min_size": -1}, headers=AUTH).status_code == 422

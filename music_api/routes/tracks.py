@@ -3,9 +3,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from music_api.deps import Conn, require_token
+from music_api.library_query import TrackFilter
 from music_api.schemas import Alias, StageState, TrackDetail, TrackPage, TrackSummary, TranscriptionOut
 
 TrackId = Annotated[str, Path(pattern="^[0-9a-f]{64}$", description="SHA-256 of the content")]
@@ -17,22 +19,28 @@ SELECT f.id, f.original_filename AS filename, f.file_size AS size, f.duration, f
        f.uploaded_at,
        (SELECT count(*) FROM file_aliases a WHERE a.file_id = f.id) AS aliases,
        COALESCE((SELECT jsonb_object_agg(s.stage, s.status) FROM track_stages s WHERE s.file_id = f.id),
-                '{}'::jsonb) AS stages
+                '{{}}'::jsonb) AS stages
 FROM music_files f
-ORDER BY f.uploaded_at DESC, f.seq DESC
+WHERE {where}
+ORDER BY {order}
 LIMIT %s OFFSET %s
 """
 
 
-@router.get("", response_model=TrackPage, summary="List tracks, newest first")
+@router.get("", response_model=TrackPage, summary="List, filter and sort tracks")
 def list_tracks(
     conn: Conn,
+    filters: Annotated[TrackFilter, Depends()],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> TrackPage:
-    total_row = conn.execute("SELECT count(*) FROM music_files").fetchone()
+    where, params = filters.where()
+    total_row = conn.execute(
+        sql.SQL("SELECT count(*) FROM music_files f WHERE {}").format(where), params
+    ).fetchone()
+    query = sql.SQL(_LIST_SQL).format(where=where, order=filters.order_by())
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(_LIST_SQL, (limit, offset)).fetchall()
+        rows = cur.execute(query, [*params, limit, offset]).fetchall()
     return TrackPage(
         total=total_row[0] if total_row else 0,
         limit=limit,
