@@ -14,7 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from music_api import observability
 from music_api.deps import require_token
-from music_api.routes import health, search, stream, tracks
+from music_api.routes import export, health, search, stream, tracks
 from music_api.semantic import SemanticIndex
 from music_core.settings import Settings
 from music_core.storage import ObjectStore
@@ -90,4 +90,5 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
     app.include_router(tracks.router)
     app.include_router(stream.router)
     app.include_router(search.router)
+    app.include_router(export.router)
     return app

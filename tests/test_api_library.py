@@ -227,3 +227,59 @@ def test_library_sorting(client: TestClient, library: dict[str, str]) -> None:
         assert client.get("/tracks", params={"sort": key}, headers=AUTH).status_code == 200
     assert client.get("/tracks", params={"sort": "id; DROP TABLE x"}, headers=AUTH).status_code == 422
     assert client.get("/tracks", params={"min_size": -1}, headers=AUTH).status_code == 422
+
+
+def test_export_zip_layout_and_contents(client: TestClient, library: dict[str, str]) -> None:
+    import io
+    import json
+    import zipfile
+
+    ids = [library["jfk.wav"], library[MP3]]
+    r = client.post("/export", json={"ids": ids, "format": "zip"}, headers=AUTH)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert "attachment" in r.headers["content-disposition"]
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        names = z.namelist()
+        meta = json.loads(z.read("export_metadata.json"))
+        original = next(n for n in names if n.endswith("/original/jfk.wav"))
+        assert z.read(original) == media.SPEECH_WAV.read_bytes()
+        assert any(n.startswith("Rock/") and "/converted/" in n and n.endswith(".16k.flac") for n in names)
+        transcript = next(n for n in names if n.startswith("Unknown genre/") and "/transcription/" in n)
+        assert "country" in z.read(transcript).decode().lower()
+    assert {t["track_id"] for t in meta["tracks"]} == set(ids)
+    assert all(".." not in n.split("/") and not n.startswith("/") for n in names)
+
+
+def test_export_tar_gz_with_a_subset(client: TestClient, library: dict[str, str]) -> None:
+    import io
+    import tarfile
+
+    r = client.post(
+        "/export", json={"ids": [library["librivox_0870.wav"]], "format": "tar.gz", "include": ["transcription"]},
+        headers=AUTH,
+    )  # fmt: skip
+    assert r.status_code == 200
+    with tarfile.open(fileobj=io.BytesIO(r.content), mode="r:gz") as t:
+        names = t.getnames()
+    assert len(names) == 2 and "export_metadata.json" in names
+    assert any(n.endswith("/transcription/librivox_0870.txt") for n in names)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"ids": []}, {"ids": ["../../etc"]}, {"ids": ["0" * 64], "format": "rar"}, {"ids": ["0" * 64], "include": ["x"]},
+     {"ids": ["0" * 64] * 10_001}],
+)  # fmt: skip
+def test_bad_export_requests(client: TestClient, body: dict[str, object]) -> None:
+    assert client.post("/export", json=body, headers=AUTH).status_code == 422
+
+
+def test_export_of_unknown_tracks_is_404(client: TestClient) -> None:
+    assert client.post("/export", json={"ids": ["f" * 64]}, headers=AUTH).status_code == 404
+
+
+def test_transcription_download(client: TestClient, library: dict[str, str]) -> None:
+    r = client.get(f"/tracks/{library['jfk.wav']}/transcription.txt", headers=AUTH)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert "country" in r.text.lower()
+    assert client.get(f"/tracks/{'f' * 64}/transcription.txt", headers=AUTH).status_code == 404

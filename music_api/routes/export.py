@@ -1,0 +1,119 @@
+"""Downloads and batch export, streamed with constant memory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from music_api.deps import Conn, Store, require_token
+from music_api.routes.stream import CHUNK, content_disposition
+from music_api.routes.tracks import TrackId
+from music_core.archive import Member, tar_gz_stream, zip_stream
+from music_core.storage import ObjectStore
+
+router = APIRouter(tags=["export"], dependencies=[Depends(require_token)])
+HEX64 = r"^[0-9a-f]{64}$"
+
+
+class ArchiveFormat(StrEnum):
+    zip = "zip"
+    tar_gz = "tar.gz"
+
+
+class Part(StrEnum):
+    original = "original"
+    converted = "converted"
+    transcription = "transcription"
+
+
+class ExportRequest(BaseModel):
+    ids: list[Annotated[str, Field(pattern=HEX64)]] = Field(min_length=1, max_length=10_000)
+    format: ArchiveFormat = ArchiveFormat.zip
+    include: list[Part] = Field(default_factory=lambda: list(Part), min_length=1)
+
+
+def _object(store: ObjectStore, key: str) -> Iterator[bytes]:
+    yield from store.iter_chunks(key, CHUNK)
+
+
+def _text_member(path: str, text: str, when: dt.datetime) -> Member:
+    data = text.encode()
+    return Member(path, len(data), when, lambda: [data])
+
+
+_EXPORT_SQL = """
+SELECT f.id, f.original_filename, f.storage_path, f.converted_path, f.genre, f.title, f.artist, f.album,
+       f.duration, f.file_size, f.uploaded_at,
+       (SELECT transcription_text FROM transcriptions t WHERE t.file_id = f.id ORDER BY created_at DESC LIMIT 1)
+FROM music_files f WHERE f.id = ANY(%s) ORDER BY f.seq
+"""
+
+
+def _members(store: ObjectStore, rows: list[tuple], include: set[Part]) -> Iterator[Member]:
+    now = dt.datetime.now(dt.UTC)
+    metadata = []
+    for tid, name, original, converted, genre, title, artist, album, duration, size, uploaded, text in rows:
+        base_name = name.rsplit("/", 1)[-1]
+        stem = base_name.rsplit(".", 1)[0] or tid[:12]
+        folder = f"{genre or 'Unknown genre'}/{title or stem} [{tid[:8]}]"
+        entry = {"track_id": tid, "filename": name, "genre": genre, "title": title, "artist": artist,
+                 "album": album, "duration": duration, "size": size, "uploaded_at": uploaded.isoformat(),
+                 "files": []}  # fmt: skip
+        for part, key, member_name in (
+            (Part.original, original, base_name),
+            (Part.converted, converted, f"{stem}.16k.flac"),
+        ):
+            info = store.stat(key) if part in include and key else None
+            if info is not None:
+                path = f"{folder}/{part.value}/{member_name}"
+                entry["files"].append(path)
+                yield Member(path, info.size, info.last_modified or now, lambda k=key: _object(store, k))
+        if Part.transcription in include and text:
+            path = f"{folder}/transcription/{stem}.txt"
+            entry["files"].append(path)
+            yield _text_member(path, text + "\n", now)
+        metadata.append(entry)
+    yield _text_member(
+        "export_metadata.json",
+        json.dumps({"exported_at": now.isoformat(), "tracks": metadata}, indent=1, ensure_ascii=False),
+        now,
+    )
+
+
+@router.post("/export", summary="Stream a zip or tar.gz of selected tracks")
+def export(request: ExportRequest, conn: Conn, store: Store) -> StreamingResponse:
+    rows = conn.execute(_EXPORT_SQL, (list(dict.fromkeys(request.ids)),)).fetchall()
+    if not rows:
+        raise HTTPException(404, "none of these tracks exist")
+    members = _members(store, rows, set(request.include))
+    if request.format is ArchiveFormat.zip:
+        body, media, name = zip_stream(members), "application/zip", "music-export.zip"
+    else:
+        body, media, name = tar_gz_stream(members), "application/gzip", "music-export.tar.gz"
+    return StreamingResponse(
+        body, media_type=media, headers={"Content-Disposition": content_disposition(name, "attachment")}
+    )
+
+
+@router.get("/tracks/{track_id}/transcription.txt", summary="The transcript as plain text")
+def transcription_txt(conn: Conn, track_id: TrackId) -> Response:
+    row = conn.execute(
+        "SELECT f.original_filename, t.transcription_text FROM music_files f JOIN transcriptions t"
+        " ON t.file_id = f.id WHERE f.id = %s ORDER BY t.created_at DESC LIMIT 1",
+        (track_id,),
+    ).fetchone()
+    if row is None:
+        raise HTTPException(404, "no transcription for this track")
+    name = row[0].rsplit("/", 1)[-1].rsplit(".", 1)[0] + ".txt"
+    return Response(
+        (row[1] or "") + "\n",
+        media_type="text/plain; charset=utf-8",
+        headers={"Content-Disposition": content_disposition(name, "attachment")},
+    )
