@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from psycopg_pool import ConnectionPool
 
 from music_api import observability
-from music_api.deps import require_token
+from music_api.auth import CredentialStore, require_admin
 from music_api.routes import export, health, search, stream, tracks
 from music_api.semantic import SemanticIndex
 from music_core.settings import Settings
@@ -38,10 +38,11 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
             ("MUSIC_DATABASE_URL", settings.database_url),
             ("MUSIC_S3_ENDPOINT", settings.s3_endpoint),
             ("MUSIC_REDIS_URL", settings.redis_url),
-            ("MUSIC_API_TOKEN", settings.api_token),
         )
         if not value
     ]
+    if not (settings.api_token or settings.api_keys or settings.api_users):
+        missing.append("MUSIC_API_TOKEN (or MUSIC_API_KEYS / MUSIC_API_USERS)")
     if missing:
         raise RuntimeError("the API needs " + ", ".join(missing) + " (music-analyzer up sets them)")
 
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
 
     app = FastAPI(title="Music Analyzer API", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
-    app.state.token_bytes = settings.api_token.get_secret_value().encode()  # type: ignore[union-attr]
+    app.state.credentials = CredentialStore(settings)
     app.state.store = ObjectStore(
         settings.s3_endpoint,  # type: ignore[arg-type]
         settings.s3_access_key or "",
@@ -82,7 +83,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
             allow_headers=["Authorization", "Range", "If-Range"], expose_headers=["Content-Range", "Accept-Ranges"],
         )  # fmt: skip
 
-    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(require_token)])
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(require_admin)])
     def metrics() -> Response:
         return app.state.metrics.exposition()
 

@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     )
 
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API.")
+    api_users: list[str] = Field(
+        default_factory=list, description='HTTP Basic users, JSON list of "name:reader|admin:scrypt-hash".'
+    )
+    api_keys: list[str] = Field(
+        default_factory=list, description='API keys, JSON list of "name:role:sha256".'
+    )
+    rate_limit_per_minute: int = Field(
+        600, ge=1, description="Requests per minute per client IP and per key."
+    )
 
     # --- pipeline -----------------------------------------------------------------------------
     sensor_interval_seconds: int = 10

@@ -122,6 +122,30 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hash_password(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
+    from music_core.passwords import hash_password
+
+    password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass("password: ")
+    if len(password) < 8:
+        print("use at least 8 characters", file=sys.stderr)
+        return 2
+    print(f"{args.name}:{args.role}:{hash_password(password)}")
+    return 0
+
+
+def cmd_new_api_key(settings: Settings, args: argparse.Namespace) -> int:
+    import secrets
+
+    from music_core.passwords import hash_key
+
+    key = secrets.token_urlsafe(32)
+    print(f"key (shown once): {key}")
+    print(f"add to MUSIC_API_KEYS: {args.name}:{args.role}:{hash_key(key)}")
+    return 0
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     with EmbeddedServices(settings, with_redis=False) as ep:
         applied = migrate(ep.database_url)
@@ -161,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="per-track stage states for everything known")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
+    hp = sub.add_parser("hash-password", help="print a MUSIC_API_USERS entry (password from stdin)")
+    hp.add_argument("name")
+    hp.add_argument("--role", choices=["reader", "admin"], default="reader")
+    hp.set_defaults(func=cmd_hash_password)
+    key = sub.add_parser("new-api-key", help="make an API key and print its MUSIC_API_KEYS entry")
+    key.add_argument("name")
+    key.add_argument("--role", choices=["reader", "admin"], default="reader")
+    key.set_defaults(func=cmd_new_api_key)
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.set_defaults(func=cmd_migrate)
     return parser

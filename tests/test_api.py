@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from music_api.main import create_app
 from music_core.embedded import ServiceEndpoints
 from music_core.ingest import register_local_file
+from music_core.passwords import hash_key, hash_password, verify_password
 from music_core.settings import Settings
 from music_core.storage import ObjectStore
 from tests import media
@@ -57,7 +58,7 @@ def test_health_reports_a_dead_cache_as_degraded(services: ServiceEndpoints, sto
 def test_tracks_need_the_token(client: TestClient, headers: dict[str, str]) -> None:
     response = client.get("/tracks", headers=headers)
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.headers["WWW-Authenticate"] == 'Basic realm="music-analyzer", Bearer'
 
 
 def test_tracks_are_paginated_with_a_total(client: TestClient, store: ObjectStore, db_url: str) -> None:
@@ -125,3 +126,49 @@ def test_cors_only_for_configured_origins(
         other = c.get("/health", headers={"Origin": "https://evil.example"})
     assert ok.headers["access-control-allow-origin"] == "https://music.example"
     assert "access-control-allow-origin" not in other.headers
+
+
+READER_KEY = "reader-key-0123456789abcdef"
+
+
+@pytest.fixture
+def multi_user_client(services: ServiceEndpoints, store: ObjectStore, db_url: str) -> Iterator[TestClient]:
+    settings = api_settings(
+        services,
+        store.bucket,
+        api_users=[f"alice:reader:{hash_password('wonderland')}", f"root:admin:{hash_password('s3cret!')}"],
+        api_keys=[f"ci:reader:{hash_key(READER_KEY)}"],
+    )
+    with TestClient(create_app(settings, warm_up=False)) as c:
+        yield c
+
+
+def test_basic_auth_and_api_keys_with_roles(multi_user_client: TestClient) -> None:
+    c = multi_user_client
+    assert c.get("/tracks", auth=("alice", "wonderland")).status_code == 200
+    assert c.get("/tracks", auth=("alice", "wrong")).status_code == 401
+    assert c.get("/tracks", auth=("mallory", "wonderland")).status_code == 401
+    assert c.get("/tracks", headers={"X-API-Key": READER_KEY}).status_code == 200
+    assert c.get("/tracks", headers={"Authorization": f"Bearer {READER_KEY}"}).status_code == 200
+    assert c.get("/tracks", headers={"X-API-Key": READER_KEY + "x"}).status_code == 401
+    # Readers read; /metrics is for admins.
+    assert c.get("/metrics", auth=("alice", "wonderland")).status_code == 403
+    assert c.get("/metrics", headers={"X-API-Key": READER_KEY}).status_code == 403
+    assert c.get("/metrics", auth=("root", "s3cret!")).status_code == 200
+    assert c.get("/metrics", headers=AUTH).status_code == 200  # MUSIC_API_TOKEN is an admin key
+
+
+@pytest.mark.parametrize("entry", ["alice", "alice:superuser:x", "alice:reader:", ":admin:abc"])
+def test_malformed_credential_config_is_refused(services: ServiceEndpoints, entry: str) -> None:
+    with pytest.raises(ValueError, match="name:reader|admin:hash"):
+        create_app(api_settings(services, "music", api_users=[entry]), warm_up=False)
+
+
+def test_password_hashes() -> None:
+    stored = hash_password("correct horse")
+    assert stored.startswith("scrypt$") and "correct horse" not in stored
+    assert verify_password("correct horse", stored)
+    assert not verify_password("correct horse ", stored)
+    assert not verify_password("x", "md5$abc")
+    assert not verify_password("x", "garbage")
+    assert hash_password("same") != hash_password("same")  # salted

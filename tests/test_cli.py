@@ -128,3 +128,22 @@ def test_process_can_stop_after_a_stage(cli_env: dict[str, str], tmp_path: Path)
                              "embedding": "skipped"}  # fmt: skip
     assert row["transcript"] is None
     assert cli(cli_env, "process", str(song), "--until", "nope").returncode == 2
+
+
+def test_credential_helpers() -> None:
+    from music_core.passwords import hash_key, verify_password
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSIC_")}
+    made = subprocess.run(
+        [sys.executable, "-m", "music_pipeline.cli", "hash-password", "alice", "--role", "admin"],
+        input="long enough secret\n", capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    name, role, stored = made.stdout.strip().split(":", 2)
+    assert (name, role) == ("alice", "admin") and verify_password("long enough secret", stored)
+    short = subprocess.run([sys.executable, "-m", "music_pipeline.cli", "hash-password", "bob"], input="short\n",
+                           capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert short.returncode == 2
+    key = subprocess.run([sys.executable, "-m", "music_pipeline.cli", "new-api-key", "ci"], capture_output=True,
+                         text=True, env=env, timeout=60).stdout.splitlines()  # fmt: skip
+    secret = key[0].split(": ", 1)[1]
+    assert key[1].endswith(f"ci:reader:{hash_key(secret)}")

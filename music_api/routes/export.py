@@ -12,13 +12,14 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from music_api.deps import Conn, Store, require_token
+from music_api.auth import require_reader
+from music_api.deps import Conn, Store
 from music_api.routes.stream import CHUNK, content_disposition
 from music_api.routes.tracks import TrackId
 from music_core.archive import Member, tar_gz_stream, zip_stream
 from music_core.storage import ObjectStore
 
-router = APIRouter(tags=["export"], dependencies=[Depends(require_token)])
+router = APIRouter(tags=["export"], dependencies=[Depends(require_reader)])
 HEX64 = r"^[0-9a-f]{64}$"
 
 

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from music_api.deps import Conn, require_token
+from music_api.auth import require_reader
+from music_api.deps import Conn
 from music_api.schemas import SearchHit, SearchResponse
 from music_core.search import any_word_query, query_words, reciprocal_rank_fusion
 
-router = APIRouter(tags=["search"], dependencies=[Depends(require_token)])
+router = APIRouter(tags=["search"], dependencies=[Depends(require_reader)])
 
 
 class Mode(StrEnum):

@@ -12,12 +12,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from music_api.deps import Conn, Store, require_token
+from music_api.auth import require_reader
+from music_api.deps import Conn, Store
 from music_api.routes.tracks import TrackId
 from music_core.http_range import ByteRange, RangeNotSatisfiable, parse_range
 from music_core.storage import ObjectStore
 
-router = APIRouter(tags=["streaming"], dependencies=[Depends(require_token)])
+router = APIRouter(tags=["streaming"], dependencies=[Depends(require_reader)])
 CHUNK = 256 * 1024
 
 

@@ -6,13 +6,14 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from music_api.deps import Conn, require_token
+from music_api.auth import require_reader
+from music_api.deps import Conn
 from music_api.library_query import TrackFilter
 from music_api.schemas import Alias, StageState, TrackDetail, TrackPage, TrackSummary, TranscriptionOut
 
 TrackId = Annotated[str, Path(pattern="^[0-9a-f]{64}$", description="SHA-256 of the content")]
 
-router = APIRouter(prefix="/tracks", tags=["library"], dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/tracks", tags=["library"], dependencies=[Depends(require_reader)])
 
 _LIST_SQL = """
 SELECT f.id, f.original_filename AS filename, f.file_size AS size, f.duration, f.genre, f.artist, f.title,

@@ -1,0 +1,101 @@
+"""Authentication (HTTP Basic, API keys, bearer token) and roles (reader, admin)."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import (
+    APIKeyHeader,
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+)
+
+from music_core.passwords import hash_key, hash_password, verify_password
+from music_core.settings import Settings
+
+ROLES = ("reader", "admin")
+_bearer = HTTPBearer(auto_error=False, description="API token or API key")
+_basic = HTTPBasic(auto_error=False, realm="music-analyzer", description="user name and password")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
+_DUMMY_HASH = hash_password("timing equaliser")
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+
+
+class CredentialStore:
+    """Built once per app from configuration; holds only hashes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.keys: dict[str, Principal] = {}
+        self.users: dict[str, tuple[str, Principal]] = {}
+        if settings.api_token:
+            self.keys[hash_key(settings.api_token.get_secret_value())] = Principal("token", "admin")
+        for entry in settings.api_keys:
+            name, role, digest = _split(entry, "MUSIC_API_KEYS")
+            self.keys[digest.lower()] = Principal(name, role)
+        for entry in settings.api_users:
+            name, role, stored = _split(entry, "MUSIC_API_USERS")
+            self.users[name] = (stored, Principal(name, role))
+
+    def by_key(self, key: str) -> Principal | None:
+        digest = hash_key(key)
+        for known, principal in self.keys.items():
+            if hmac.compare_digest(known, digest):
+                return principal
+        return None
+
+    def by_password(self, user: str, password: str) -> Principal | None:
+        stored, principal = self.users.get(user, (_DUMMY_HASH, None))
+        ok = verify_password(password, stored)  # run even for unknown users: no timing oracle
+        return principal if ok and principal else None
+
+
+def _split(entry: str, variable: str) -> tuple[str, str, str]:
+    name, _, rest = entry.partition(":")
+    role, _, secret = rest.partition(":")
+    if not name or role not in ROLES or not secret:
+        raise ValueError(f"{variable} entries look like name:reader|admin:hash")
+    return name, role, secret
+
+
+def authenticate(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    basic: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> Principal:
+    store: CredentialStore = request.app.state.credentials
+    principal = None
+    if api_key:
+        principal = store.by_key(api_key)
+    elif bearer and bearer.scheme.lower() == "bearer":
+        principal = store.by_key(bearer.credentials)
+    elif basic:
+        principal = store.by_password(basic.username, basic.password)
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "authentication required",
+            headers={"WWW-Authenticate": 'Basic realm="music-analyzer", Bearer'},
+        )
+    request.state.principal = principal
+    return principal
+
+
+def require_reader(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    return principal
+
+
+def require_admin(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    if principal.role != "admin":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "admin role required")
+    return principal
