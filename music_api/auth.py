@@ -91,11 +91,18 @@ def authenticate(
     return principal
 
 
-def require_reader(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+def limited(request: Request, principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    retry = request.app.state.rate_limiter.hit("principal", principal.name)
+    if retry is not None:
+        raise HTTPException(429, "too many requests for this account", headers={"Retry-After": str(retry)})
     return principal
 
 
-def require_admin(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+def require_reader(principal: Annotated[Principal, Depends(limited)]) -> Principal:
+    return principal
+
+
+def require_admin(principal: Annotated[Principal, Depends(limited)]) -> Principal:
     if principal.role != "admin":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admin role required")
     return principal

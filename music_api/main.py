@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from music_api import observability
 from music_api.auth import CredentialStore, require_admin
+from music_api.ratelimit import RateLimiter
 from music_api.routes import export, health, search, stream, tracks
 from music_api.semantic import SemanticIndex
 from music_core.settings import Settings
@@ -63,10 +64,12 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
         finally:
             pool.close()
             app.state.redis.close()
+            await app.state.rate_limiter.aclose()
 
     app = FastAPI(title="Music Analyzer API", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.credentials = CredentialStore(settings)
+    app.state.rate_limiter = RateLimiter(settings.redis_url, settings.rate_limit_per_minute)  # type: ignore[arg-type]
     app.state.store = ObjectStore(
         settings.s3_endpoint,  # type: ignore[arg-type]
         settings.s3_access_key or "",

@@ -9,6 +9,7 @@ import time
 import uuid
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 log = logging.getLogger("music_api.access")
@@ -46,7 +47,18 @@ def install(app: FastAPI) -> None:
         given = request.headers.get("x-request-id", "")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         started = time.perf_counter()
-        response = await call_next(request)
+        client = request.client.host if request.client else "unknown"
+        retry = (
+            None if request.url.path == "/health" else await request.app.state.rate_limiter.ahit("ip", client)
+        )
+        if retry is not None:
+            response: Response = JSONResponse(
+                {"detail": "too many requests from this address"},
+                status_code=429,
+                headers={"Retry-After": str(retry)},
+            )
+        else:
+            response = await call_next(request)
         elapsed = time.perf_counter() - started
         route = getattr(request.scope.get("route"), "path", "unmatched")  # a template: bounded label set
         metrics.requests.labels(request.method, route, str(response.status_code)).inc()

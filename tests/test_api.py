@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from music_api.main import create_app
@@ -33,8 +34,14 @@ def api_settings(services: ServiceEndpoints, bucket: str, **overrides: object) -
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def flush_cache(services: ServiceEndpoints) -> None:
+    """Rate-limit counters and cached responses live in Redis: each test starts without them."""
+    redis.Redis.from_url(services.redis_url).flushdb()
+
+
 @pytest.fixture
 def client(services: ServiceEndpoints, store: ObjectStore, db_url: str) -> Iterator[TestClient]:
+    flush_cache(services)
     with TestClient(create_app(api_settings(services, store.bucket), warm_up=False)) as c:
         yield c
 
@@ -133,6 +140,7 @@ READER_KEY = "reader-key-0123456789abcdef"
 
 @pytest.fixture
 def multi_user_client(services: ServiceEndpoints, store: ObjectStore, db_url: str) -> Iterator[TestClient]:
+    flush_cache(services)
     settings = api_settings(
         services,
         store.bucket,
@@ -172,3 +180,28 @@ def test_password_hashes() -> None:
     assert not verify_password("x", "md5$abc")
     assert not verify_password("x", "garbage")
     assert hash_password("same") != hash_password("same")  # salted
+
+
+def test_rate_limit_per_address(services: ServiceEndpoints, store: ObjectStore, db_url: str) -> None:
+    flush_cache(services)
+    with TestClient(
+        create_app(api_settings(services, store.bucket, rate_limit_per_minute=5), warm_up=False)
+    ) as c:
+        codes = [c.get("/tracks", headers=AUTH).status_code for _ in range(5)]
+        limited = c.get("/tracks", headers=AUTH)
+        wrong_password = c.get("/tracks", auth=("x", "y"))  # failed logins count too
+        health = c.get("/health")
+    assert codes == [200] * 5
+    assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert wrong_password.status_code == 429
+    assert health.status_code == 200  # liveness checks are never limited
+
+
+def test_without_redis_the_api_answers_unlimited(
+    services: ServiceEndpoints, store: ObjectStore, db_url: str
+) -> None:
+    settings = api_settings(
+        services, store.bucket, redis_url="redis://127.0.0.1:1/0", rate_limit_per_minute=2
+    )
+    with TestClient(create_app(settings, warm_up=False)) as c:
+        assert [c.get("/tracks", headers=AUTH).status_code for _ in range(5)] == [200] * 5

@@ -19,7 +19,7 @@ from music_pipeline import definitions
 from music_pipeline.oneshot import process_paths
 from tests import media
 from tests.conftest import APP_TABLES
-from tests.test_api import AUTH, api_settings
+from tests.test_api import AUTH, api_settings, flush_cache
 
 MP3 = 'Rock/it\'s "live" ünï.mp3'  # the same speech as jfk.wav, another encoding
 JFK = ("jfk.wav", MP3)
@@ -50,6 +50,7 @@ def library(services: ServiceEndpoints, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture
 def client(services: ServiceEndpoints, library: dict[str, str]) -> Iterator[TestClient]:
+    flush_cache(services)
     with TestClient(create_app(api_settings(services, library["bucket"]), warm_up=False)) as c:
         yield c
 
