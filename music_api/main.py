@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 from music_api import observability
 from music_api.auth import CredentialStore, require_admin
 from music_api.ratelimit import RateLimiter
-from music_api.routes import export, health, search, stream, tracks
+from music_api.routes import export, health, search, storage, stream, tracks
 from music_api.semantic import SemanticIndex
 from music_core.settings import Settings
 from music_core.storage import ObjectStore
@@ -95,4 +95,5 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
     app.include_router(stream.router)
     app.include_router(search.router)
     app.include_router(export.router)
+    app.include_router(storage.router)
     return app

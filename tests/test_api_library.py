@@ -284,3 +284,17 @@ def test_transcription_download(client: TestClient, library: dict[str, str]) -> 
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     assert "country" in r.text.lower()
     assert client.get(f"/tracks/{'f' * 64}/transcription.txt", headers=AUTH).status_code == 404
+
+
+def test_storage_stats_and_analytics(client: TestClient, library: dict[str, str]) -> None:
+    stats = client.get("/storage/stats", headers=AUTH).json()
+    assert stats["bucket"]["originals"]["objects"] == 3
+    assert stats["bucket"]["converted"]["objects"] == 3
+    assert stats["bucket"]["originals"]["bytes"] == sum(p.stat().st_size for p in FILES.values())
+    assert stats["database"]["bytes"] > 0 and "music_files" in stats["database"]["tables"]
+    analytics = client.get("/storage/analytics", headers=AUTH).json()
+    genres = {g["key"]: g["tracks"] for g in analytics["by_genre"]}
+    assert genres == {"Unknown": 2, "Rock": 1}
+    assert {t["key"]: t["tracks"] for t in analytics["by_type"]} == {"wav": 2, "mp3": 1}
+    assert analytics["largest"][0]["track_id"] == library["jfk.wav"]
+    assert analytics["duplicates"] == [] and analytics["failed_stages"] == {}
