@@ -11,8 +11,6 @@ import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
 
-from minio.commonconfig import CopySource
-
 from music_core.db import tracks
 from music_core.db.connection import connect
 from music_core.hashing import sha256_chunks, sha256_file
@@ -23,7 +21,7 @@ from music_core.naming import (
     name_below_prefix,
     original_key,
 )
-from music_core.storage import COPY_OBJECT_LIMIT, ObjectStore
+from music_core.storage import ObjectStore
 
 
 @dataclass(frozen=True)
@@ -68,11 +66,8 @@ def register_inbox_object(
     track_id, size = sha256_chunks(store.iter_chunks(key))
     dest = original_key(track_id)
     if store.stat(dest) is None:
-        if size <= COPY_OBJECT_LIMIT:
-            # Copy only the version we hashed: a concurrent overwrite makes this fail and rerun.
-            store.client.copy_object(store.bucket, dest, CopySource(store.bucket, key, match_etag=info.etag))
-        else:
-            store.copy(key, dest, size)
+        # Copy only the version we hashed: a concurrent overwrite makes this fail and rerun.
+        store.copy(key, dest, size, match_etag=info.etag)
     copied = store.stat(dest)
     if copied is None or copied.size != size:
         raise RuntimeError(f"copy of {key!r} to {dest!r} is incomplete; inbox object kept")

@@ -68,9 +68,11 @@ class ObjectStore:
             key, st.size or 0, (st.etag or "").strip('"'), st.last_modified, st.content_type, meta
         )
 
-    def iter_chunks(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
-        """Stream an object in bounded chunks (constant memory whatever its size)."""
-        response = self.client.get_object(self.bucket, key)
+    def iter_chunks(
+        self, key: str, chunk_size: int = 1024 * 1024, offset: int = 0, length: int = 0
+    ) -> Iterator[bytes]:
+        """Stream an object (or ``length`` bytes from ``offset``) in bounded chunks: constant memory."""
+        response = self.client.get_object(self.bucket, key, offset=offset, length=length)
         try:
             yield from response.stream(chunk_size)
         finally:
@@ -103,9 +105,12 @@ class ObjectStore:
             part_size=16 * 1024**2,
         )
 
-    def copy(self, source_key: str, dest_key: str, size: int) -> None:
+    def copy(self, source_key: str, dest_key: str, size: int, match_etag: str | None = None) -> None:
+        """Server-side copy; with ``match_etag`` only if the source is still that version."""
         if size <= COPY_OBJECT_LIMIT:
-            self.client.copy_object(self.bucket, dest_key, CopySource(self.bucket, source_key))
+            self.client.copy_object(
+                self.bucket, dest_key, CopySource(self.bucket, source_key, match_etag=match_etag)
+            )
         else:
             self.client.compose_object(self.bucket, dest_key, [ComposeSource(self.bucket, source_key)])
 

@@ -298,3 +298,15 @@ def test_storage_stats_and_analytics(client: TestClient, library: dict[str, str]
     assert {t["key"]: t["tracks"] for t in analytics["by_type"]} == {"wav": 2, "mp3": 1}
     assert analytics["largest"][0]["track_id"] == library["jfk.wav"]
     assert analytics["duplicates"] == [] and analytics["failed_stages"] == {}
+
+
+def test_selection_statistics(client: TestClient, library: dict[str, str]) -> None:
+    ids = [library["jfk.wav"], library[MP3], "f" * 64, library["jfk.wav"]]
+    body = client.post("/tracks/stats", json={"ids": ids}, headers=AUTH).json()
+    assert (body["requested"], body["found"], body["transcribed"], body["with_lyrics"]) == (3, 2, 2, 0)
+    assert body["bytes"] == media.SPEECH_WAV.stat().st_size + media.SPEECH_MP3.stat().st_size
+    assert body["seconds"] == pytest.approx(22.0, abs=0.2)
+    assert {g["key"]: g["tracks"] for g in body["by_genre"]} == {"Unknown": 1, "Rock": 1}
+    assert {g["key"]: g["tracks"] for g in body["by_type"]} == {"wav": 1, "mp3": 1}
+    assert client.post("/tracks/stats", json={"ids": ["nope"]}, headers=AUTH).status_code == 422
+    assert client.post("/tracks/stats", json={"ids": []}, headers=AUTH).status_code == 422

@@ -34,12 +34,7 @@ def content_disposition(filename: str, disposition: str = "inline") -> str:
 
 
 def _body(store: ObjectStore, key: str, start: int, length: int) -> Iterator[bytes]:
-    response = store.client.get_object(store.bucket, key, offset=start, length=length)
-    try:
-        yield from response.stream(CHUNK)
-    finally:
-        response.close()
-        response.release_conn()
+    return store.iter_chunks(key, CHUNK, offset=start, length=length)
 
 
 def _multipart(

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from psycopg import sql
 from psycopg.rows import dict_row
+from pydantic import BaseModel, Field
 
 from music_api.auth import require_reader
 from music_api.deps import Conn
@@ -48,6 +49,41 @@ def list_tracks(
         offset=offset,
         items=[TrackSummary(**row) for row in rows],
     )
+
+
+class Selection(BaseModel):
+    ids: list[Annotated[str, Field(pattern="^[0-9a-f]{64}$")]] = Field(min_length=1, max_length=10_000)
+
+
+_SELECTION_SQL = """
+SELECT {key} AS k, count(*), coalesce(sum(file_size), 0), coalesce(sum(duration), 0)
+FROM music_files WHERE id = ANY(%s) GROUP BY k ORDER BY 2 DESC, 1
+"""
+
+
+@router.post("/stats", summary="Counts, sizes and durations of a selection, by genre and type")
+def selection_stats(conn: Conn, selection: Selection) -> dict[str, object]:
+    ids = list(dict.fromkeys(selection.ids))
+    groups = {}
+    for name, key in (
+        ("by_genre", "coalesce(genre, 'Unknown')"),
+        ("by_type", "coalesce(lower(substring(original_filename from '\\.([^./]+)$')), 'none')"),
+    ):
+        rows = conn.execute(sql.SQL(_SELECTION_SQL).format(key=sql.SQL(key)), (ids,)).fetchall()
+        groups[name] = [
+            {"key": r[0], "tracks": r[1], "bytes": int(r[2]), "seconds": float(r[3])} for r in rows
+        ]
+    total = conn.execute(
+        "SELECT count(*), coalesce(sum(file_size), 0), coalesce(sum(duration), 0),"
+        " count(*) FILTER (WHERE EXISTS (SELECT 1 FROM transcriptions t WHERE t.file_id = f.id AND NOT t.no_vocals)),"
+        " count(*) FILTER (WHERE EXISTS (SELECT 1 FROM lyrics l WHERE l.file_id = f.id))"
+        " FROM music_files f WHERE id = ANY(%s)",
+        (ids,),
+    ).fetchone()
+    return {
+        "requested": len(ids), "found": total[0], "bytes": int(total[1]), "seconds": float(total[2]),
+        "transcribed": total[3], "with_lyrics": total[4], **groups,
+    }  # fmt: skip
 
 
 @router.get("/{track_id}", response_model=TrackDetail, summary="Everything known about one track")
