@@ -35,7 +35,10 @@ def pipeline_services(data: Path, **settings_overrides: object) -> Iterator[tupl
     from music_pipeline.definitions import build_resources
     from music_pipeline.instance import prepare_dagster_home
 
-    values: dict[str, object] = {"data_dir": data, "embedded_s3_port": 28333, "embedded_redis_port": 28390}
+    values: dict[str, object] = {
+        "data_dir": data, "embedded_s3_port": 28333, "embedded_redis_port": 28390,
+        "lyrics_providers": ["tags", "sidecar"],  # benchmarks stay offline and repeatable
+    }  # fmt: skip
     values.update(settings_overrides)
     settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
     with EmbeddedServices(settings, with_redis=False) as ep:

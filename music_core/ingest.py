@@ -11,15 +11,18 @@ import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
 
+from music_core.batching import SIDECAR_SUFFIXES
 from music_core.db import tracks
 from music_core.db.connection import connect
 from music_core.hashing import sha256_chunks, sha256_file
+from music_core.lyrics.providers.local import MAX_SIDECAR_BYTES
 from music_core.naming import (
     ORIGINAL_NAME_META,
     decode_original_name,
     folder_of,
     name_below_prefix,
     original_key,
+    sidecar_key,
 )
 from music_core.storage import ObjectStore
 
@@ -79,10 +82,16 @@ def register_inbox_object(
 
 
 def register_local_file(store: ObjectStore, database_url: str, path: Path, name: str) -> RegisteredUpload:
-    """Register a local file directly (no inbox round trip), as `music-analyzer process` does."""
+    """Register a local file directly (no inbox round trip), as `music-analyzer process` does.
+    A ``.lrc`` or ``.txt`` beside it travels along as the track's lyrics sidecar."""
     track_id, size = sha256_file(path)
     dest = original_key(track_id)
     existing = store.stat(dest)
     if existing is None or existing.size != size:
         store.put_file(dest, path, _content_type(name))
+    for suffix in SIDECAR_SUFFIXES:
+        sidecar = path.with_suffix(suffix)
+        if sidecar.is_file() and sidecar.stat().st_size <= MAX_SIDECAR_BYTES:
+            store.put_file(sidecar_key(track_id, suffix), sidecar, "text/plain; charset=utf-8")
+            break
     return _record(database_url, track_id=track_id, size=size, name=name, source=str(path))

@@ -68,3 +68,7 @@ def original_key(sha256: str) -> str:
 
 def converted_key(sha256: str) -> str:
     return f"converted/{sha256[:2]}/{sha256}.flac"
+
+
+def sidecar_key(sha256: str, suffix: str) -> str:
+    return f"sidecars/{sha256[:2]}/{sha256}{suffix.lower()}"

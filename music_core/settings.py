@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     embedding_threads: int = Field(1, ge=1)
     embedding_chunk_words: int = Field(128, ge=16)
 
+    lyrics_providers: list[str] = Field(
+        default_factory=lambda: ["tags", "sidecar", "lrclib"], description="Lyrics sources, in order."
+    )
+    lrclib_url: str = "https://lrclib.net"
+
     @field_validator("inbox_prefix")
     @classmethod
     def _prefix_ends_with_slash(cls, value: str) -> str:

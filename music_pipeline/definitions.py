@@ -11,11 +11,12 @@ from music_pipeline.defs.index.assets import vector_index, vector_index_job
 from music_pipeline.defs.index.sensors import vector_index_sensor
 from music_pipeline.defs.ingest.jobs import register_uploads_job
 from music_pipeline.defs.ingest.sensors import inbox_sensor, new_tracks_sensor
+from music_pipeline.defs.lyrics.assets import LyricsResource, comparison, lyrics
 from music_pipeline.defs.partitions import tracks_partitions
 from music_pipeline.ml_resources import AsrResource, EmbedderResource
 from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
 
-PER_TRACK_ASSETS = [audio_file, converted_audio, transcription, embedding]
+PER_TRACK_ASSETS = [audio_file, converted_audio, transcription, embedding, lyrics, comparison]
 
 process_tracks_job = dg.define_asset_job(
     "process_tracks_job",
@@ -56,6 +57,9 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
         ),
         "embedder": EmbedderResource(
             model=s.embedding_model, threads=s.embedding_threads, chunk_words=s.embedding_chunk_words
+        ),
+        "lyrics_sources": LyricsResource(
+            providers=s.lyrics_providers, lrclib_url=s.lrclib_url, cache_url=dg.EnvVar("MUSIC_REDIS_URL")
         ),
     }
 

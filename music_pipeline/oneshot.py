@@ -21,15 +21,18 @@ from music_pipeline.defs.partitions import tracks_partitions
 
 def track_report(state: tracks.TrackState | None) -> dict[str, Any]:
     stages = {name: "skipped" for name in STAGES}
-    error = transcript = None
+    error = transcript = lyrics_source = similarity = None
     if state is not None:
         for name in STAGES:
             status = state.stages.get(name)
             stages[name] = "done" if status == "done" else "failed" if status == "failed" else "skipped"
         failed = [n for n in STAGES if state.stages.get(n) == "failed"]
         error = f"{failed[0]}: {state.errors.get(failed[0])}" if failed else None
-        transcript = state.transcript
-    return {"stages": stages, "error": error, "transcript": transcript}
+        transcript, lyrics_source, similarity = state.transcript, state.lyrics_source, state.similarity
+    return {
+        "stages": stages, "error": error, "transcript": transcript, "lyrics_source": lyrics_source,
+        "similarity": similarity,
+    }  # fmt: skip
 
 
 def materialize_tracks(
@@ -92,7 +95,12 @@ def process_paths(
     with connect(database_url) as conn:
         states = {s.track_id: s for s in tracks.track_states(conn, ids)}
     wanted = STAGES[: STAGES.index(until_stage) + 1] if until_stage in STAGES else STAGES
-    todo = ids if reprocess else [t for t in ids if any(states[t].stages.get(s) != "done" for s in wanted)]
+    # Finished means done or skipped for a reason (no vocals, no lyrics); anything else runs again.
+    todo = (
+        ids
+        if reprocess
+        else [t for t in ids if any(states[t].stages.get(s) not in ("done", "skipped") for s in wanted)]
+    )
     if todo:
         materialize_tracks(instance, resources, todo, batch, until_stage=until_stage)
         with connect(database_url) as conn:

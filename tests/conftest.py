@@ -19,10 +19,12 @@ from music_core.settings import Settings
 from music_core.storage import ObjectStore
 from music_pipeline import definitions
 from music_pipeline.defs.ingest.sensors import inbox_sensor, new_tracks_sensor
+from music_pipeline.defs.lyrics.assets import LyricsResource
 from music_pipeline.ml_resources import AsrResource, EmbedderResource
 from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
 
 APP_TABLES = "music_files, search_history, api_config, cleanup_log, storage_stats"
+OFFLINE_PROVIDERS = '["tags", "sidecar"]'
 
 
 def _free(port: int) -> bool:
@@ -70,6 +72,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoi
     with EmbeddedServices(settings) as ep, pytest.MonkeyPatch.context() as mp:
         for key, value in ep.as_env().items():
             mp.setenv(key, value)
+        mp.setenv(
+            "MUSIC_LYRICS_PROVIDERS", OFFLINE_PROVIDERS
+        )  # tests never call lyrics sites on the internet
         migrate(ep.database_url)
         yield ep
 
@@ -121,6 +126,7 @@ def resources(services: ServiceEndpoints, store: ObjectStore, db_url: str) -> di
         "pipeline": PipelineConfigResource(workers=2, tracks_per_run=50, objects_per_registration_run=4),
         "asr": AsrResource(threads=2),
         "embedder": EmbedderResource(),
+        "lyrics_sources": LyricsResource(providers=["tags", "sidecar"]),
     }
 
 

@@ -59,8 +59,12 @@ def test_track_detail(client: TestClient, library: dict[str, str]) -> None:
     body = client.get(f"/tracks/{library['jfk.wav']}", headers=AUTH).json()
     assert body["filename"] == "jfk.wav"
     assert body["duration"] == pytest.approx(11.0, abs=0.05)
-    assert set(body["stages"]) == {"audio_file", "converted_audio", "transcription", "embedding"}
-    assert all(s["status"] == "done" for s in body["stages"].values())
+    assert set(body["stages"]) == {"audio_file", "converted_audio", "transcription", "embedding", "lyrics",
+                                   "comparison"}  # fmt: skip
+    assert all(
+        body["stages"][s]["status"] == "done" for s in ("audio_file", "converted_audio", "transcription")
+    )
+    assert body["stages"]["lyrics"]["error"] == "no lyrics found (tags, sidecar)"
     transcription = body["transcription"]
     assert "what your country can do for you" in transcription["text"].lower()
     assert len(transcription["words"]) >= 20 and transcription["segments"]

@@ -15,7 +15,12 @@ from music_core.embedded import ServiceEndpoints
 from music_core.storage import ObjectStore
 from tests import media
 
-STAGES = {"audio_file", "converted_audio", "transcription", "embedding"}
+STAGES = {"audio_file", "converted_audio", "transcription", "embedding", "lyrics", "comparison"}
+JFK_LRC = """[ar:John F. Kennedy]
+[00:00.00] And so, my fellow Americans,
+[00:03.50] ask not what your country can do for you,
+[00:07.50] ask what you can do for your country.
+"""
 ALL_DONE = dict.fromkeys(STAGES, "done")
 ALL_SKIPPED = dict.fromkeys(STAGES, "skipped")
 
@@ -44,6 +49,7 @@ def test_process_reports_every_input_file_as_json(cli_env: dict[str, str], tmp_p
     folder = tmp_path / "music"
     (folder / "Jazz").mkdir(parents=True)
     media.encode(folder / "Jazz" / "ask not (live) ünï.opus")
+    (folder / "Jazz" / "ask not (live) ünï.lrc").write_text(JFK_LRC)  # a sidecar travels with its audio
     (folder / "dup one.wav").write_bytes(media.SPEECH_WAV.read_bytes())
     (folder / "dup 'two'.wav").write_bytes(media.SPEECH_WAV.read_bytes())
     long_name = folder / ("L" * 240 + ".wav")
@@ -63,6 +69,7 @@ def test_process_reports_every_input_file_as_json(cli_env: dict[str, str], tmp_p
     opus = by_name["ask not (live) ünï.opus"]
     assert opus["stages"] == ALL_DONE and opus["error"] is None
     assert "what your country can do for you" in opus["transcript"].lower()
+    assert opus["lyrics_source"] == "sidecar" and opus["similarity"] > 80
     dups = [by_name["dup one.wav"], by_name["dup 'two'.wav"], by_name[long_name.name]]
     assert len({d["track_id"] for d in dups}) == 1
     assert sum(d["duplicate_of"] is None for d in dups) == 1
@@ -72,6 +79,7 @@ def test_process_reports_every_input_file_as_json(cli_env: dict[str, str], tmp_p
     assert by_name["missing.mp3"] == {
         "file": str(tmp_path / "missing.mp3"), "track_id": None, "duplicate_of": None,
         "stages": ALL_SKIPPED, "error": "no such file or directory", "transcript": None,
+        "lyrics_source": None, "similarity": None,
     }  # fmt: skip
 
     # Running it again reprocesses nothing that is done and duplicates nothing.
@@ -95,7 +103,9 @@ def test_process_reports_every_input_file_as_json(cli_env: dict[str, str], tmp_p
                 "SELECT stage, attempts FROM track_stages WHERE file_id = %s", (opus["track_id"],)
             ).fetchall()
         )
-    assert attempts == {"audio_file": 1, "converted_audio": 1, "transcription": 2, "embedding": 2}
+    assert attempts == {
+        "audio_file": 1, "converted_audio": 1, "transcription": 2, "embedding": 2, "lyrics": 2, "comparison": 2,
+    }  # fmt: skip
     assert cli(cli_env, "reprocess", "--all", "--stage", "nope").returncode == 2
     assert cli(cli_env, "reprocess").returncode == 2
 
@@ -125,7 +135,7 @@ def test_process_can_stop_after_a_stage(cli_env: dict[str, str], tmp_path: Path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = json.loads(proc.stdout)
     assert row["stages"] == {"audio_file": "done", "converted_audio": "done", "transcription": "skipped",
-                             "embedding": "skipped"}  # fmt: skip
+                             "embedding": "skipped", "lyrics": "skipped", "comparison": "skipped"}  # fmt: skip
     assert row["transcript"] is None
     assert cli(cli_env, "process", str(song), "--until", "nope").returncode == 2
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port, free_port_block
+from tests.conftest import OFFLINE_PROVIDERS, free_port, free_port_block
 from tests.lifecycle import processes_using
 from tests.test_embedded import wait_gone
 
@@ -62,6 +62,7 @@ def test_up_processes_demo_and_stops_cleanly(tmp_path: Path) -> None:
         "MUSIC_EMBEDDED_S3_PORT": str(free_port_block()),
         "MUSIC_EMBEDDED_REDIS_PORT": str(free_port()),
         "MUSIC_SENSOR_INTERVAL_SECONDS": "5",
+        "MUSIC_LYRICS_PROVIDERS": OFFLINE_PROVIDERS,
     }
     log = tmp_path / "up.log"
     api = f"http://127.0.0.1:{api_port}"
@@ -77,7 +78,7 @@ def test_up_processes_demo_and_stops_cleanly(tmp_path: Path) -> None:
             if not page or page["total"] < DEMO_TRACKS:
                 return None
             finished = all(
-                i["stages"].get("embedding") in {"done", "failed", "skipped"} for i in page["items"]
+                i["stages"].get("comparison") in {"done", "failed", "skipped"} for i in page["items"]
             )
             return page if finished else None
 

@@ -28,6 +28,8 @@ class TrackState:
     stages: dict[str, str]
     errors: dict[str, str] = field(default_factory=dict)
     transcript: str | None = None
+    lyrics_source: str | None = None
+    similarity: float | None = None
 
 
 def register(
@@ -182,11 +184,14 @@ def track_states(conn: Connection, track_ids: Sequence[str] | None = None) -> li
                COALESCE((SELECT jsonb_object_agg(s.stage, s.error) FROM track_stages s
                          WHERE s.file_id = f.id AND s.error IS NOT NULL), '{}'::jsonb),
                (SELECT t.transcription_text FROM transcriptions t WHERE t.file_id = f.id
-                ORDER BY t.created_at DESC LIMIT 1)
+                ORDER BY t.created_at DESC LIMIT 1),
+               (SELECT l.source FROM lyrics l WHERE l.file_id = f.id ORDER BY l.pinned DESC, l.fetched_at DESC
+                LIMIT 1),
+               (SELECT c.similarity FROM comparisons c WHERE c.file_id = f.id ORDER BY c.created_at DESC LIMIT 1)
         FROM music_files f
         WHERE %(all)s OR f.id = ANY(%(ids)s)
         ORDER BY f.seq
         """,
         {"all": track_ids is None, "ids": list(track_ids or [])},
     ).fetchall()
-    return [TrackState(r[0], r[1], list(r[2]), dict(r[3]), dict(r[4]), r[5]) for r in rows]
+    return [TrackState(r[0], r[1], list(r[2]), dict(r[3]), dict(r[4]), *r[5:]) for r in rows]

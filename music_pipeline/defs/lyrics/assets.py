@@ -1,0 +1,69 @@
+"""Per-track official lyrics and the transcript-vs-lyrics comparison (with synced LRC)."""
+
+import dagster as dg
+
+from music_core import lyrics_stages, stages
+from music_core.lyrics.registry import build_providers
+from music_pipeline.defs.audio.assets import BATCH_POLICY, stage_metadata
+from music_pipeline.defs.partitions import tracks_partitions
+from music_pipeline.resources import (
+    DatabaseResource,
+    ObjectStoreResource,
+    PipelineConfigResource,
+    open_stage_context,
+)
+
+
+class LyricsResource(dg.ConfigurableResource):
+    providers: list[str] = ["tags", "sidecar", "lrclib"]
+    lrclib_url: str = "https://lrclib.net"
+    cache_url: str | None = None
+
+
+@dg.asset(
+    partitions_def=tracks_partitions,
+    backfill_policy=BATCH_POLICY,
+    group_name="lyrics",
+    code_version="1",
+    deps=["transcription"],
+    kinds={"python", "postgres"},
+    description="Official lyrics from embedded tags, sidecar .lrc/.txt files or LRCLIB (first accepted wins).",
+)
+def lyrics(
+    context: dg.AssetExecutionContext,
+    db: DatabaseResource,
+    storage: ObjectStoreResource,
+    pipeline: PipelineConfigResource,
+    lyrics_sources: LyricsResource,
+) -> dg.MaterializeResult:
+    providers = build_providers(
+        lyrics_sources.providers, storage.store(), cache_url=lyrics_sources.cache_url,
+        lrclib_url=lyrics_sources.lrclib_url,
+    )  # fmt: skip
+    with open_stage_context(context, db, storage, pipeline) as ctx:
+        outcomes = stages.run_batch(
+            ctx, lyrics_stages.lyrics_stage(providers), context.partition_keys, workers=2
+        )
+    return dg.MaterializeResult(metadata=stage_metadata(outcomes))
+
+
+@dg.asset(
+    partitions_def=tracks_partitions,
+    backfill_policy=BATCH_POLICY,
+    group_name="lyrics",
+    code_version="1",
+    deps=[lyrics],
+    kinds={"python", "postgres"},
+    description="WER, CER, similarity 0-100, aligned word diff, possible reasons, and synced lyrics (LRC).",
+)
+def comparison(
+    context: dg.AssetExecutionContext,
+    db: DatabaseResource,
+    storage: ObjectStoreResource,
+    pipeline: PipelineConfigResource,
+) -> dg.MaterializeResult:
+    with open_stage_context(context, db, storage, pipeline) as ctx:
+        outcomes = stages.run_batch(
+            ctx, lyrics_stages.compare_stage, context.partition_keys, pipeline.workers
+        )
+    return dg.MaterializeResult(metadata=stage_metadata(outcomes))
