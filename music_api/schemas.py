@@ -98,6 +98,26 @@ class TranscriptionOut(BaseModel):
     words: list[TimedWord]
 
 
+class LyricsOut(BaseModel):
+    source: str
+    text: str | None
+    synced: str | None
+    instrumental: bool
+    url: str | None
+    pinned: bool
+
+
+class ComparisonOut(BaseModel):
+    wer: float | None
+    cer: float | None
+    similarity: float | None
+    reasons: list[str]
+    alignment: list[dict]
+    lines: list[dict]
+    synced_lrc: str | None
+    lrc_timing: dict | None
+
+
 class TrackDetail(BaseModel):
     id: str
     filename: str
@@ -120,3 +140,5 @@ class TrackDetail(BaseModel):
     aliases: list[Alias]
     stages: dict[str, StageState]
     transcription: TranscriptionOut | None
+    lyrics: LyricsOut | None = None
+    comparison: ComparisonOut | None = None

@@ -314,3 +314,40 @@ def test_selection_statistics(client: TestClient, library: dict[str, str]) -> No
     assert {g["key"]: g["tracks"] for g in body["by_type"]} == {"wav": 1, "mp3": 1}
     assert client.post("/tracks/stats", json={"ids": ["nope"]}, headers=AUTH).status_code == 422
     assert client.post("/tracks/stats", json={"ids": []}, headers=AUTH).status_code == 422
+
+
+def test_lyrics_comparison_and_lrc_downloads(
+    services: ServiceEndpoints, tmp_path: Path, client: TestClient
+) -> None:
+    """A track whose sidecar lyrics came along: detail shows lyrics and comparison; TXT and LRC download."""
+    store = ObjectStore(services.s3_endpoint, services.s3_access_key, services.s3_secret_key,
+                        bucket=f"lyr-{uuid.uuid4().hex[:10]}")  # fmt: skip
+    store.ensure_bucket()
+    song = tmp_path / "Speeches" / "ask not.flac"
+    song.parent.mkdir()
+    media.encode(song)
+    song.with_suffix(".txt").write_text(
+        "And so, my fellow Americans,\nask not what your country can do for you,\n"
+        "ask what you can do for your country.\n(ask what you can do)\n"
+    )
+    settings = api_settings(services, store.bucket)
+    rows = process_paths([str(song)], store=store, database_url=services.database_url,
+                         instance=dg.DagsterInstance.ephemeral(), resources=definitions.build_resources(settings),
+                         batch=1)  # fmt: skip
+    track = rows[0]["track_id"]
+    assert rows[0]["lyrics_source"] == "sidecar" and rows[0]["similarity"] > 80
+    body = client.get(f"/tracks/{track}", headers=AUTH).json()
+    assert body["lyrics"]["source"] == "sidecar" and "fellow Americans" in body["lyrics"]["text"]
+    comparison = body["comparison"]
+    assert comparison["similarity"] == rows[0]["similarity"]
+    assert "backing vocals in parentheses not transcribed (1)" in comparison["reasons"]
+    assert [line["line"] for line in comparison["lines"]][0] == "And so, my fellow Americans,"
+    lrc = client.get(f"/tracks/{track}/lyrics.lrc", headers=AUTH)
+    assert lrc.status_code == 200 and lrc.text.splitlines()[1].startswith("[00:0")
+    txt = client.get(f"/tracks/{track}/lyrics.txt", headers=AUTH)
+    assert txt.status_code == 200 and txt.text.startswith("And so")
+    assert client.get(f"/tracks/{library_missing()}/lyrics.lrc", headers=AUTH).status_code == 404
+
+
+def library_missing() -> str:
+    return "e" * 64

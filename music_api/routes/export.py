@@ -118,3 +118,38 @@ def transcription_txt(conn: Conn, track_id: TrackId) -> Response:
         media_type="text/plain; charset=utf-8",
         headers={"Content-Disposition": content_disposition(name, "attachment")},
     )
+
+
+@router.get("/tracks/{track_id}/lyrics.txt", summary="The official lyrics as plain text")
+def lyrics_txt(conn: Conn, track_id: TrackId) -> Response:
+    return _text_download(conn, track_id, "lyrics_text", "lyrics", ".lyrics.txt", "text/plain; charset=utf-8")
+
+
+@router.get(
+    "/tracks/{track_id}/lyrics.lrc", summary="Synced lyrics (LRC), aligned to the transcript's word times"
+)
+def lyrics_lrc(conn: Conn, track_id: TrackId) -> Response:
+    return _text_download(
+        conn, track_id, "synced_lrc", "comparisons", ".lrc", "application/x-lrc; charset=utf-8"
+    )
+
+
+_TEXT_SQL = {
+    ("lyrics_text", "lyrics"): "SELECT f.original_filename, x.lyrics_text FROM music_files f JOIN lyrics x"
+    " ON x.file_id = f.id WHERE f.id = %s ORDER BY x.pinned DESC, x.fetched_at DESC LIMIT 1",
+    (
+        "synced_lrc",
+        "comparisons",
+    ): "SELECT f.original_filename, x.synced_lrc FROM music_files f JOIN comparisons x"
+    " ON x.file_id = f.id WHERE f.id = %s ORDER BY x.created_at DESC LIMIT 1",
+}
+
+
+def _text_download(conn: Conn, track_id: str, column: str, table: str, suffix: str, media: str) -> Response:
+    row = conn.execute(_TEXT_SQL[(column, table)], (track_id,)).fetchone()
+    if row is None or not row[1]:
+        raise HTTPException(404, f"no {table} for this track")
+    name = row[0].rsplit("/", 1)[-1].rsplit(".", 1)[0] + suffix
+    return Response(
+        row[1], media_type=media, headers={"Content-Disposition": content_disposition(name, "attachment")}
+    )

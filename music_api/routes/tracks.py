@@ -10,7 +10,16 @@ from pydantic import BaseModel, Field
 from music_api.auth import require_reader
 from music_api.deps import Conn
 from music_api.library_query import TrackFilter
-from music_api.schemas import Alias, StageState, TrackDetail, TrackPage, TrackSummary, TranscriptionOut
+from music_api.schemas import (
+    Alias,
+    ComparisonOut,
+    LyricsOut,
+    StageState,
+    TrackDetail,
+    TrackPage,
+    TrackSummary,
+    TranscriptionOut,
+)
 
 TrackId = Annotated[str, Path(pattern="^[0-9a-f]{64}$", description="SHA-256 of the content")]
 
@@ -107,6 +116,23 @@ def track_detail(conn: Conn, track_id: TrackId) -> TrackDetail:
             " ORDER BY created_at DESC LIMIT 1",
             (track_id,),
         ).fetchone()
+        lyrics = cur.execute(
+            "SELECT source, lyrics_text AS text, synced_lyrics AS synced, instrumental, url, pinned FROM lyrics"
+            " WHERE file_id = %s ORDER BY pinned DESC, fetched_at DESC LIMIT 1",
+            (track_id,),
+        ).fetchone()
+        compared = cur.execute(
+            "SELECT wer, cer, similarity, reasons, alignment, synced_lrc FROM comparisons WHERE file_id = %s"
+            " ORDER BY created_at DESC LIMIT 1",
+            (track_id,),
+        ).fetchone()
+    comparison = None
+    if compared:
+        alignment = compared.pop("alignment") or {}
+        comparison = ComparisonOut(
+            **compared, alignment=alignment.get("ops", []), lines=alignment.get("lines", []),
+            lrc_timing=alignment.get("lrc_timing"),
+        )  # fmt: skip
     return TrackDetail(
         **{k: row[k] for k in TrackDetail.model_fields if k in row},
         filename=row["original_filename"],
@@ -116,4 +142,6 @@ def track_detail(conn: Conn, track_id: TrackId) -> TrackDetail:
         transcription=TranscriptionOut(**{**transcript, "text": transcript["text"] or ""})
         if transcript
         else None,
+        lyrics=LyricsOut(**lyrics) if lyrics else None,
+        comparison=comparison,
     )
