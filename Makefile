@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench-ingest bench-asr bench-embed clean-data venv
+.PHONY: run test lint format bench-ingest bench-asr bench-embed bench-lyrics clean-data venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ bench-asr: $(STAMP)
 
 bench-embed: $(STAMP)
 	$(BIN)/python bench/bench_embed.py
+
+bench-lyrics: $(STAMP)
+	$(BIN)/python bench/bench_lyrics.py
 
 clean-data:
 	rm -rf .data
