@@ -49,7 +49,7 @@ def main() -> int:
         print(json.dumps({"benchmark": "lyrics", "skipped": "../shared/dev-audio is absent"}))
         return 0
     clips = [e for e in manifest if e["kind"] == "speech" and e["language"] == "en" and e["reference_text"]
-             and 1.5 <= e["duration_s"] <= GAP - 1.5]  # fmt: skip
+             and 1.0 <= e["duration_s"] <= GAP - 1.0]  # fmt: skip
     instrumental = next(SHARED_AUDIO / e["file"] for e in manifest if e["kind"] == "instrumental")
     songs = [clips[i : i + LINES_PER_SONG] for i in range(0, len(clips) - LINES_PER_SONG + 1, LINES_PER_SONG)]
     import psycopg
