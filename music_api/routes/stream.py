@@ -56,7 +56,8 @@ def _multipart(
     return body(), length
 
 
-@router.api_route("/tracks/{track_id}/audio", methods=["GET", "HEAD"], summary="Stream audio (seekable)")
+@router.head("/tracks/{track_id}/audio", summary="Headers of the audio stream", operation_id="head_audio")
+@router.get("/tracks/{track_id}/audio", summary="Stream audio (seekable)", operation_id="stream_audio")
 def stream_audio(
     request: Request,
     conn: Conn,
