@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from music_api import observability
 from music_api.auth import CredentialStore, require_admin
+from music_api.cache import ResponseCache
 from music_api.ratelimit import RateLimiter
 from music_api.routes import export, health, search, storage, stream, tracks
 from music_api.semantic import SemanticIndex
@@ -65,10 +66,12 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
             pool.close()
             app.state.redis.close()
             await app.state.rate_limiter.aclose()
+            app.state.cache.close()
 
     app = FastAPI(title="Music Analyzer API", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.credentials = CredentialStore(settings)
+    app.state.cache = ResponseCache(settings.redis_url)  # type: ignore[arg-type]
     app.state.rate_limiter = RateLimiter(settings.redis_url, settings.rate_limit_per_minute)  # type: ignore[arg-type]
     app.state.store = ObjectStore(
         settings.s3_endpoint,  # type: ignore[arg-type]

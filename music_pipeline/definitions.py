@@ -42,6 +42,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             inbox_prefix=s.inbox_prefix,
         ),
         "pipeline": PipelineConfigResource(
+            cache_url=dg.EnvVar("MUSIC_REDIS_URL"),
             workers=s.workers,
             tracks_per_run=s.tracks_per_run,
             objects_per_registration_run=s.objects_per_registration_run,

@@ -1,9 +1,11 @@
 """Dagster resources: thin wrappers that build the plain adapters from configuration."""
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 
+from music_core.cache_generation import bump_generation
 from music_core.stages import StageContext, stage_context
 from music_core.storage import ObjectStore
 
@@ -35,22 +37,26 @@ class ObjectStoreResource(dg.ConfigurableResource):
 
 
 class PipelineConfigResource(dg.ConfigurableResource):
+    cache_url: str | None = None  # Redis of the API's response cache: bumped after every write
     workers: int = 2
     tracks_per_run: int = 50
     objects_per_registration_run: int = 200
     ffmpeg_timeout_seconds: int = 3600
 
 
+@contextmanager
 def open_stage_context(
     context: dg.AssetExecutionContext,
     db: DatabaseResource,
     storage: ObjectStoreResource,
     cfg: PipelineConfigResource,
-) -> AbstractContextManager[StageContext]:
-    return stage_context(
+) -> Iterator[StageContext]:
+    with stage_context(
         storage.store(),
         db.url,
         run_id=context.run.run_id,
         timeout_seconds=cfg.ffmpeg_timeout_seconds,
         workers=cfg.workers,
-    )
+    ) as ctx:
+        yield ctx
+    bump_generation(cfg.cache_url)  # cached API answers from before this write are no longer read

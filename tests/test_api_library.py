@@ -351,3 +351,32 @@ def test_lyrics_comparison_and_lrc_downloads(
 
 def library_missing() -> str:
     return "e" * 64
+
+
+def test_hot_reads_are_cached_until_the_pipeline_writes(
+    client: TestClient, library: dict[str, str], services: ServiceEndpoints
+) -> None:
+    from music_core.cache_generation import bump_generation
+
+    url = f"/tracks/{library['jfk.wav']}"
+    first = client.get(url, headers=AUTH)
+    second = client.get(url, headers=AUTH)
+    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
+    assert first.json() == second.json()
+    search = [client.get("/search", params={"q": "country cache probe"}, headers=AUTH) for _ in range(2)]
+    assert [r.headers["X-Cache"] for r in search] == ["MISS", "HIT"]
+    with psycopg.connect(services.database_url) as conn:
+        logged = conn.execute(
+            "SELECT count(*) FROM search_history WHERE query = 'country cache probe'"
+        ).fetchone()[0]
+    assert logged == 2  # a cached answer is still a logged search
+    bump_generation(services.redis_url)  # what every pipeline write does
+    assert client.get(url, headers=AUTH).headers["X-Cache"] == "MISS"
+
+
+def test_without_redis_reads_are_served_uncached(services: ServiceEndpoints, library: dict[str, str]) -> None:
+    settings = api_settings(services, library["bucket"], redis_url="redis://127.0.0.1:1/0")
+    with TestClient(create_app(settings, warm_up=False)) as c:
+        responses = [c.get(f"/tracks/{library['jfk.wav']}", headers=AUTH) for _ in range(2)]
+    assert [r.status_code for r in responses] == [200, 200]
+    assert [r.headers["X-Cache"] for r in responses] == ["MISS", "MISS"]

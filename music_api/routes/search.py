@@ -6,7 +6,7 @@ import time
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
@@ -88,6 +88,16 @@ def search(
     q: Annotated[str, Query(min_length=1, max_length=500, description="words, or a misheard lyric")],
     mode: Mode = Mode.hybrid,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> Response:
+    logged = conn.execute(  # every search is logged, whether or not the answer comes from the cache
+        "INSERT INTO search_history (query, mode, user_ip) VALUES (%s, %s, %s) RETURNING id",
+        (q, mode.value, request.client.host if request.client else None),
+    ).fetchone()
+    return request.app.state.cache.json(request, lambda: _search(request, conn, q, mode, limit, logged[0]))
+
+
+def _search(
+    request: Request, conn: Connection, q: str, mode: Mode, limit: int, history_id: object
 ) -> SearchResponse:
     started = time.perf_counter()
     lists: dict[str, list[tuple[str, float, str]]] = {}
@@ -112,13 +122,8 @@ def search(
         if t in info
     ]  # fmt: skip
     conn.execute(
-        "INSERT INTO search_history (query, mode, results, user_ip) VALUES (%s, %s, %s, %s)",
-        (
-            q,
-            mode.value,
-            Jsonb([r.track_id for r in results]),
-            request.client.host if request.client else None,
-        ),
+        "UPDATE search_history SET results = %s WHERE id = %s",
+        (Jsonb([r.track_id for r in results]), history_id),
     )
     return SearchResponse(
         query=q, mode=mode.value, results=results, took_ms=round((time.perf_counter() - started) * 1000, 2)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from psycopg import sql
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from psycopg import Connection, sql
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
@@ -96,7 +96,11 @@ def selection_stats(conn: Conn, selection: Selection) -> dict[str, object]:
 
 
 @router.get("/{track_id}", response_model=TrackDetail, summary="Everything known about one track")
-def track_detail(conn: Conn, track_id: TrackId) -> TrackDetail:
+def track_detail(request: Request, conn: Conn, track_id: TrackId) -> Response:
+    return request.app.state.cache.json(request, lambda: _track_detail(conn, track_id))
+
+
+def _track_detail(conn: Connection, track_id: str) -> TrackDetail:
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute("SELECT * FROM music_files WHERE id = %s", (track_id,)).fetchone()
         if row is None:
