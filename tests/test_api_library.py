@@ -380,3 +380,38 @@ def test_without_redis_reads_are_served_uncached(services: ServiceEndpoints, lib
         responses = [c.get(f"/tracks/{library['jfk.wav']}", headers=AUTH) for _ in range(2)]
     assert [r.status_code for r in responses] == [200, 200]
     assert [r.headers["X-Cache"] for r in responses] == ["MISS", "MISS"]
+
+
+def test_search_results_export(client: TestClient, library: dict[str, str]) -> None:
+    import csv
+    import io
+
+    as_csv = client.get("/search", params={"q": "country", "mode": "fulltext", "format": "csv"}, headers=AUTH)
+    assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(as_csv.text)))
+    assert rows[0][:3] == ["rank", "track_id", "score"]
+    assert {library[k] for k in JFK} <= {r[1] for r in rows[1:]}  # other tests add more speeches
+    as_txt = client.get("/search", params={"q": "country", "mode": "fulltext", "format": "txt"}, headers=AUTH)
+    assert as_txt.text.startswith("search: country (fulltext)\n1. ")
+    assert client.get("/search", params={"q": "x", "format": "xml"}, headers=AUTH).status_code == 422
+
+
+def test_csv_cells_cannot_become_formulas() -> None:
+    from music_api.routes.search import _cell
+
+    assert [_cell(v) for v in ("=HYPERLINK(1)", "+1", "-2", "@x", "ok", None, 3.5)] == [
+        "'=HYPERLINK(1)", "'+1", "'-2", "'@x", "ok", "", "3.5",
+    ]  # fmt: skip
+
+
+def test_transcriptions_csv(client: TestClient, library: dict[str, str]) -> None:
+    import csv
+    import io
+
+    r = client.post("/export/transcriptions.csv", json={"ids": [library["jfk.wav"], library["librivox_0870.wav"]]},
+                    headers=AUTH)  # fmt: skip
+    rows = list(csv.reader(io.StringIO(r.text)))
+    assert rows[0] == ["track_id", "filename", "language", "confidence", "no_vocals", "model_id", "text"]
+    assert [row[1] for row in rows[1:]] == ["jfk.wav", "librivox_0870.wav"]
+    assert "country" in rows[1][6].lower()
+    assert client.post("/export/transcriptions.csv", json={"ids": ["x"]}, headers=AUTH).status_code == 422

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -153,3 +155,36 @@ def _text_download(conn: Conn, track_id: str, column: str, table: str, suffix: s
     return Response(
         row[1], media_type=media, headers={"Content-Disposition": content_disposition(name, "attachment")}
     )
+
+
+class Selection(BaseModel):
+    ids: list[Annotated[str, Field(pattern=HEX64)]] = Field(min_length=1, max_length=10_000)
+
+
+@router.post("/export/transcriptions.csv", summary="Transcriptions of selected tracks as CSV (streamed)")
+def transcriptions_csv(selection: Selection, request: Request) -> StreamingResponse:
+    from music_api.routes.search import _cell
+
+    pool = request.app.state.pool
+    ids = list(dict.fromkeys(selection.ids))
+
+    def rows() -> Iterator[bytes]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["track_id", "filename", "language", "confidence", "no_vocals", "model_id", "text"])
+        with pool.connection() as conn, conn.cursor(name="transcripts_csv") as cur:  # server-side cursor
+            cur.execute(
+                "SELECT f.id, f.original_filename, t.language, t.confidence, t.no_vocals, t.model_id,"
+                " t.transcription_text FROM music_files f JOIN transcriptions t ON t.file_id = f.id"
+                " WHERE f.id = ANY(%s) ORDER BY f.seq, t.created_at",
+                (ids,),
+            )
+            for record in cur:
+                writer.writerow([_cell(v) for v in record])
+                yield buffer.getvalue().encode()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue().encode()
+
+    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": content_disposition("transcriptions.csv", "attachment")})  # fmt: skip

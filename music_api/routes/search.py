@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from enum import StrEnum
 from typing import Annotated
@@ -12,6 +14,7 @@ from psycopg.types.json import Jsonb
 
 from music_api.auth import require_reader
 from music_api.deps import Conn
+from music_api.routes.stream import content_disposition
 from music_api.schemas import SearchHit, SearchResponse
 from music_core.search import any_word_query, query_words, reciprocal_rank_fusion
 
@@ -81,6 +84,40 @@ def semantic(request: Request, conn: Connection, query: str, limit: int) -> list
     return [(track, score, content) for track, (score, content) in ranked]
 
 
+class ResultFormat(StrEnum):
+    json = "json"
+    csv = "csv"
+    txt = "txt"
+
+
+_COLUMNS = ("rank", "track_id", "score", "filename", "title", "artist", "genre", "duration", "snippet")
+
+
+def _cell(value: object) -> str:
+    """Spreadsheet-safe: a cell starting with = + - @ (or a control) is not read as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def render_results(result: SearchResponse, fmt: ResultFormat) -> Response:
+    rows = [(i, h.track_id, h.score, h.filename, h.title, h.artist, h.genre, h.duration, h.snippet)
+            for i, h in enumerate(result.results, start=1)]  # fmt: skip
+    if fmt is ResultFormat.csv:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(_COLUMNS)
+        writer.writerows([[_cell(v) for v in row] for row in rows])
+        body, media, name = buffer.getvalue(), "text/csv; charset=utf-8", "search-results.csv"
+    else:
+        lines = [f"{i}. {fn} ({tid[:12]}) score {sc}" + (f" - {sn}" if sn else "")
+                 for i, tid, sc, fn, *_, sn in rows]  # fmt: skip
+        body = f"search: {result.query} ({result.mode})\n" + "\n".join(lines) + "\n"
+        media, name = "text/plain; charset=utf-8", "search-results.txt"
+    return Response(
+        body, media_type=media, headers={"Content-Disposition": content_disposition(name, "attachment")}
+    )
+
+
 @router.get("/search", response_model=SearchResponse, summary="Find tracks by what is sung or by name")
 def search(
     request: Request,
@@ -88,12 +125,16 @@ def search(
     q: Annotated[str, Query(min_length=1, max_length=500, description="words, or a misheard lyric")],
     mode: Mode = Mode.hybrid,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    format: ResultFormat = ResultFormat.json,  # noqa: A002 - the public parameter name
 ) -> Response:
     logged = conn.execute(  # every search is logged, whether or not the answer comes from the cache
         "INSERT INTO search_history (query, mode, user_ip) VALUES (%s, %s, %s) RETURNING id",
         (q, mode.value, request.client.host if request.client else None),
     ).fetchone()
-    return request.app.state.cache.json(request, lambda: _search(request, conn, q, mode, limit, logged[0]))
+    answer = request.app.state.cache.json(request, lambda: _search(request, conn, q, mode, limit, logged[0]))
+    if format is ResultFormat.json:
+        return answer
+    return render_results(SearchResponse.model_validate_json(answer.body), format)
 
 
 def _search(
