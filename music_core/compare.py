@@ -87,19 +87,21 @@ def align(ref: list[str], hyp: list[str]) -> list[Op]:
     ]
 
 
-def _lines(lyrics: str) -> list[str]:
-    return [line.strip() for line in lyrics.splitlines() if normalise_words(line)]
-
-
-def line_matches(lyrics: str, hyp: list[str]) -> list[dict]:
-    """For each lyrics line, the share of its words found, in order, in the transcript."""
-    lines = _lines(lyrics)
+def _line_words(lyrics: str) -> tuple[list[str], list[str], list[int]]:
+    """Non-empty lyrics lines, their normalised words in one sequence, and each word's line index."""
+    lines = [line.strip() for line in lyrics.splitlines() if normalise_words(line)]
     ref: list[str] = []
     owner: list[int] = []
     for index, line in enumerate(lines):
         words = normalise_words(line)
         ref += words
         owner += [index] * len(words)
+    return lines, ref, owner
+
+
+def line_matches(lyrics: str, hyp: list[str]) -> list[dict]:
+    """For each lyrics line, the share of its words found, in order, in the transcript."""
+    lines, ref, owner = _line_words(lyrics)
     matched = Counter()
     for block in SequenceMatcher(a=ref, b=hyp, autojunk=False).get_matching_blocks():
         for i in range(block.a, block.a + block.size):
@@ -170,13 +172,7 @@ def sync_lines(lyrics: str, words: list[tuple[float, float, str]]) -> list[tuple
 
     A line takes the start of its first word found in the alignment; lines with no match are placed
     evenly between their timed neighbours, so times never go backwards."""
-    lines = _lines(lyrics)
-    ref: list[str] = []
-    owner: list[int] = []
-    for index, line in enumerate(lines):
-        w = normalise_words(line)
-        ref += w
-        owner += [index] * len(w)
+    lines, ref, owner = _line_words(lyrics)
     hyp: list[str] = []
     hyp_time: list[float] = []
     for start, _end, word in words:
