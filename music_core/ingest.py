@@ -11,9 +11,12 @@ import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
 
+from psycopg import Connection
+
 from music_core.batching import SIDECAR_SUFFIXES
 from music_core.db import tracks
 from music_core.db.connection import connect
+from music_core.db.locks import shared_track_lock
 from music_core.hashing import sha256_chunks, sha256_file
 from music_core.lyrics.providers.local import MAX_SIDECAR_BYTES
 from music_core.naming import (
@@ -40,8 +43,8 @@ def _content_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-def _record(database_url: str, *, track_id: str, size: int, name: str, source: str) -> RegisteredUpload:
-    with connect(database_url) as conn:
+def _record(conn: Connection, *, track_id: str, size: int, name: str, source: str) -> RegisteredUpload:
+    with conn.transaction():
         reg = tracks.register(
             conn,
             track_id=track_id,
@@ -68,13 +71,15 @@ def register_inbox_object(
     name = name or name_below_prefix(key, prefix)
     track_id, size = sha256_chunks(store.iter_chunks(key))
     dest = original_key(track_id)
-    if store.stat(dest) is None:
-        # Copy only the version we hashed: a concurrent overwrite makes this fail and rerun.
-        store.copy(key, dest, size, match_etag=info.etag)
-    copied = store.stat(dest)
-    if copied is None or copied.size != size:
-        raise RuntimeError(f"copy of {key!r} to {dest!r} is incomplete; inbox object kept")
-    result = _record(database_url, track_id=track_id, size=size, name=name, source=key)
+    # Under the track's shared lock: a removal of this content finishes first, then we store it anew.
+    with connect(database_url) as conn, shared_track_lock(conn, track_id):
+        if store.stat(dest) is None:
+            # Copy only the version we hashed: a concurrent overwrite makes this fail and rerun.
+            store.copy(key, dest, size, match_etag=info.etag)
+        copied = store.stat(dest)
+        if copied is None or copied.size != size:
+            raise RuntimeError(f"copy of {key!r} to {dest!r} is incomplete; inbox object kept")
+        result = _record(conn, track_id=track_id, size=size, name=name, source=key)
     current = store.stat(key)
     if current is not None and current.etag == info.etag:
         store.delete(key)
@@ -86,12 +91,13 @@ def register_local_file(store: ObjectStore, database_url: str, path: Path, name:
     A ``.lrc`` or ``.txt`` beside it travels along as the track's lyrics sidecar."""
     track_id, size = sha256_file(path)
     dest = original_key(track_id)
-    existing = store.stat(dest)
-    if existing is None or existing.size != size:
-        store.put_file(dest, path, _content_type(name))
-    for suffix in SIDECAR_SUFFIXES:
-        sidecar = path.with_suffix(suffix)
-        if sidecar.is_file() and sidecar.stat().st_size <= MAX_SIDECAR_BYTES:
-            store.put_file(sidecar_key(track_id, suffix), sidecar, "text/plain; charset=utf-8")
-            break
-    return _record(database_url, track_id=track_id, size=size, name=name, source=str(path))
+    with connect(database_url) as conn, shared_track_lock(conn, track_id):
+        existing = store.stat(dest)
+        if existing is None or existing.size != size:
+            store.put_file(dest, path, _content_type(name))
+        for suffix in SIDECAR_SUFFIXES:
+            sidecar = path.with_suffix(suffix)
+            if sidecar.is_file() and sidecar.stat().st_size <= MAX_SIDECAR_BYTES:
+                store.put_file(sidecar_key(track_id, suffix), sidecar, "text/plain; charset=utf-8")
+                break
+        return _record(conn, track_id=track_id, size=size, name=name, source=str(path))

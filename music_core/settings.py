@@ -74,12 +74,15 @@ class Settings(BaseSettings):
     ffmpeg_timeout_seconds: int = Field(3600, ge=10)
 
     # --- models -------------------------------------------------------------------------------
-    asr_backend: str = Field("faster-whisper", description="faster-whisper | parakeet")
+    asr_backend: str = Field("faster-whisper", description="faster-whisper | parakeet | nemo")
     asr_model: str | None = Field(None, description="Model directory or hub id; empty = packaged tiny.en.")
     asr_compute_type: str = "int8"
     asr_threads: int = Field(2, ge=1)
     asr_beam_size: int = Field(5, ge=1)
     asr_chunk_seconds: float = Field(600.0, ge=30.0, description="Audio decoded per ASR call.")
+    asr_nemo_python: str | None = Field(
+        None, description="Python of a separate NeMo environment (backend nemo), e.g. /opt/nemo/bin/python."
+    )
     embedding_model: str | None = Field(
         None, description="sentence-transformers model; empty = packaged MiniLM."
     )
@@ -90,6 +93,32 @@ class Settings(BaseSettings):
         default_factory=lambda: ["tags", "sidecar", "lrclib"], description="Lyrics sources, in order."
     )
     lrclib_url: str = "https://lrclib.net"
+    genius_url: str = "https://api.genius.com"
+    brave_url: str = "https://api.search.brave.com"
+    tavily_url: str = "https://api.tavily.com"
+    genius_token: SecretStr | None = Field(None, description="Genius API token (else from api_config).")
+    brave_api_key: SecretStr | None = Field(None, description="Brave Search key (else from api_config).")
+    tavily_api_key: SecretStr | None = Field(None, description="Tavily key (else from api_config).")
+    secret_key: SecretStr | None = Field(
+        None, description="Encrypts provider keys stored in api_config (any long random string)."
+    )
+
+    # --- retention and cleanup (Dagster schedules; scheduled runs preview unless told to execute) ---
+    retention_days: float | None = Field(
+        None, ge=0, description="Remove tracks last uploaded more than this many days ago; empty = keep all."
+    )
+    retention_keep_originals: bool = Field(
+        False, description="Retention drops derived data only (converted audio, vectors, analysis)."
+    )
+    retention_execute: bool = Field(
+        False, description="Scheduled retention and orphan sweeps execute; otherwise they only preview."
+    )
+    retention_cron: str = "0 3 * * *"
+    orphan_sweep_cron: str = "30 3 * * 0"
+    duplicates_cron: str = "0 4 * * 0"
+    storage_stats_cron: str = "0 * * * *"
+    orphan_grace_minutes: int = Field(60, ge=0, description="Younger objects are never called orphans.")
+    duplicate_max_bit_error_rate: float = Field(0.1, gt=0, lt=0.5)
 
     @field_validator("inbox_prefix")
     @classmethod

@@ -22,6 +22,7 @@ from music_core.audio.convert import FINGERPRINT_ALGORITHM, convert_to_mono_16k
 from music_core.audio.errors import AudioError
 from music_core.audio.probe import probe
 from music_core.db import tracks
+from music_core.db.locks import shared_track_lock
 from music_core.naming import converted_key
 from music_core.storage import ObjectStore
 
@@ -62,7 +63,8 @@ def stage_context(
     store: ObjectStore, database_url: str, *, run_id: str | None, timeout_seconds: float, workers: int
 ) -> Iterator[StageContext]:
     """A context with a small connection pool: a batch reuses connections instead of opening hundreds."""
-    with ConnectionPool(database_url, min_size=1, max_size=workers + 1, open=True, timeout=30) as pool:
+    # Each worker holds one connection for its track lock and borrows a second for writes.
+    with ConnectionPool(database_url, min_size=1, max_size=2 * workers + 1, open=True, timeout=30) as pool:
         yield StageContext(store, pool, run_id, timeout_seconds)
 
 
@@ -85,16 +87,22 @@ def guarded(
     stage: str, work: Callable[[StageContext, str], StageOutcome]
 ) -> Callable[[StageContext, str], StageOutcome]:
     def run(ctx: StageContext, track_id: str) -> StageOutcome:
-        with ctx.connection() as conn:
-            tracks.set_stage(conn, track_id, stage, "running", run_id=ctx.run_id)
-        try:
-            outcome = work(ctx, track_id)
-        except AudioError as exc:
-            outcome = StageOutcome(track_id, "failed", str(exc))
-        except Exception as exc:  # noqa: BLE001 - one track's surprise must not stop the batch
-            log.exception("%s failed for %s", stage, track_id)
-            outcome = StageOutcome(track_id, "failed", f"internal error: {type(exc).__name__}: {exc}"[:300])
-        return _finish(ctx, stage, outcome)
+        # The shared lock keeps retention from removing the track while this stage works on it.
+        with ctx.connection() as lock_conn, shared_track_lock(lock_conn, track_id):
+            with ctx.connection() as conn:
+                if not tracks.exists(conn, track_id):
+                    return StageOutcome(track_id, "skipped", "track was removed")
+                tracks.set_stage(conn, track_id, stage, "running", run_id=ctx.run_id)
+            try:
+                outcome = work(ctx, track_id)
+            except AudioError as exc:
+                outcome = StageOutcome(track_id, "failed", str(exc))
+            except Exception as exc:  # noqa: BLE001 - one track's surprise must not stop the batch
+                log.exception("%s failed for %s", stage, track_id)
+                outcome = StageOutcome(
+                    track_id, "failed", f"internal error: {type(exc).__name__}: {exc}"[:300]
+                )
+            return _finish(ctx, stage, outcome)
 
     return run
 

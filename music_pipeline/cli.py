@@ -1,4 +1,4 @@
-"""Console script ``music-analyzer``: up, ingest, process, status, migrate."""
+"""Console script ``music-analyzer``: up, ingest, process, status, pin-lyrics, provider-key, migrate."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from music_core.db.migrate import migrate
@@ -122,6 +123,96 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _partition_forgetter(settings: Settings) -> Iterator[Any]:
+    """Removed tracks leave Dagster's dynamic partitions too (the same instance the UI shows)."""
+    import dagster as dg
+
+    from music_pipeline.defs.partitions import tracks_partitions
+    from music_pipeline.instance import prepare_dagster_home
+
+    instance = dg.DagsterInstance.from_config(str(prepare_dagster_home(settings)))
+    name = tracks_partitions.name
+
+    def forget(track_ids: Sequence[str]) -> None:
+        existing = set(instance.get_dynamic_partitions(name))
+        for track_id in track_ids:
+            if track_id in existing:
+                instance.delete_dynamic_partition(name, track_id)
+
+    try:
+        yield instance, forget
+    finally:
+        instance.dispose()
+
+
+def _print_cleanup(outcome: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({**outcome.__dict__}, ensure_ascii=False, default=str))
+        return
+    verb = "would remove" if outcome.dry_run else "removed"
+    print(f"{outcome.action}: {verb} {outcome.file_count} item(s), {outcome.bytes} bytes "
+          f"(cleanup_log {outcome.log_id})")  # fmt: skip
+    for track in outcome.details.get("tracks", [])[:50]:
+        print(f"  {track['track_id'][:12]}  {track['filename']}  {track['bytes']} bytes")
+
+
+def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
+    from music_core.retention.options import RemovalOptions
+    from music_core.retention.rules import RetentionRule
+    from music_core.retention.run import run_retention
+
+    options = RemovalOptions.keep_originals() if args.keep_originals else RemovalOptions.everything()
+    rule = RetentionRule(args.older_than_days, options, args.genre, args.limit)
+    with connected(settings, with_redis=True) as (ep, store), _partition_forgetter(settings) as (_, forget):
+        outcome = run_retention(
+            ep.database_url, store, rule, execute=args.execute, performed_by=f"cli:{_whoami()}",
+            cache_url=ep.redis_url, forget=forget,
+        )  # fmt: skip
+    _print_cleanup(outcome, args.json)
+    return 1 if outcome.details.get("failed") else 0
+
+
+def cmd_orphans(settings: Settings, args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from music_core.retention.run import run_orphan_sweep
+    from music_pipeline.defs.partitions import tracks_partitions
+
+    with (
+        connected(settings, with_redis=True) as (ep, store),
+        _partition_forgetter(settings) as (inst, forget),
+    ):
+        outcome = run_orphan_sweep(
+            ep.database_url, store, inst.get_dynamic_partitions(tracks_partitions.name), execute=args.execute,
+            performed_by=f"cli:{_whoami()}", grace=dt.timedelta(minutes=args.grace_minutes),
+            cache_url=ep.redis_url, forget=forget,
+        )  # fmt: skip
+    _print_cleanup(outcome, args.json)
+    return 0
+
+
+def cmd_duplicates(settings: Settings, args: argparse.Namespace) -> int:
+    from music_core.retention.run import run_duplicates
+
+    with connected(settings, with_redis=True) as (ep, store), _partition_forgetter(settings) as (_, forget):
+        outcome = run_duplicates(
+            ep.database_url, store, merge=args.merge, performed_by=f"cli:{_whoami()}",
+            max_bit_error_rate=settings.duplicate_max_bit_error_rate, cache_url=ep.redis_url, forget=forget,
+        )  # fmt: skip
+    _print_cleanup(outcome, args.json)
+    return 0
+
+
+def _whoami() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
 def cmd_hash_password(settings: Settings, args: argparse.Namespace) -> int:
     import getpass
 
@@ -143,6 +234,74 @@ def cmd_new_api_key(settings: Settings, args: argparse.Namespace) -> int:
     key = secrets.token_urlsafe(32)
     print(f"key (shown once): {key}")
     print(f"add to MUSIC_API_KEYS: {args.name}:{args.role}:{hash_key(key)}")
+    return 0
+
+
+def cmd_pin_lyrics(settings: Settings, args: argparse.Namespace) -> int:
+    """Pin lyrics text (a file, LRC allowed) or a lyrics page's text to a track: it wins over every provider."""
+    import httpx
+
+    from music_core.db import lyrics as lyrics_db
+    from music_core.db.connection import connect
+
+    try:
+        if args.text_file:
+            found = lyrics_db.pinned_from(args.text_file.read_text(encoding="utf-8", errors="replace"))
+        else:
+            from music_core.lyrics.extract import page_lyrics
+            from music_core.lyrics.http import ProviderHttp
+
+            http = ProviderHttp("pin")
+            try:
+                text = page_lyrics(http, args.url)
+            finally:
+                http.close()
+            if not text:
+                print(f"no lyrics found at {args.url}", file=sys.stderr)
+                return 1
+            found = lyrics_db.pinned_from(text, url=args.url)
+    except (OSError, ValueError) as exc:  # unreadable file, junk text
+        print(f"cannot pin: {exc}", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as exc:  # unreachable page
+        print(f"cannot pin: {args.url} unavailable ({type(exc).__name__})", file=sys.stderr)
+        return 1
+    with connected(settings) as (ep, _), connect(ep.database_url) as conn:
+        try:
+            track_id = lyrics_db.resolve_track(conn, args.track)
+        except LookupError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        lyrics_db.pin_lyrics(conn, track_id, found)
+    print(f"pinned {len(found.text.splitlines())} lines to {track_id[:12]}; "
+          f"run `music-analyzer reprocess {track_id[:12]} --stage lyrics` to redo the comparison")  # fmt: skip
+    return 0
+
+
+def cmd_provider_key(settings: Settings, args: argparse.Namespace) -> int:
+    """Store (from stdin, never argv), delete or list the web lyrics providers' keys in api_config."""
+    from pydantic import SecretStr
+
+    from music_core import provider_keys
+    from music_core.db.connection import connect
+
+    with connected(settings) as (ep, _), connect(ep.database_url) as conn:
+        try:
+            if args.action == "list":
+                for row in provider_keys.list_masked(settings, conn):
+                    print(json.dumps(row, ensure_ascii=False))
+                return 0
+            if not args.provider:
+                print("name the provider: " + ", ".join(provider_keys.SETTING), file=sys.stderr)
+                return 2
+            if args.action == "delete":
+                return 0 if provider_keys.delete_key(conn, args.provider) else 1
+            value = SecretStr(sys.stdin.readline().strip())
+            provider_keys.set_key(conn, args.provider, value, settings.secret_key)
+        except provider_keys.ProviderKeyError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    print(f"stored the {args.provider} key encrypted in api_config")
     return 0
 
 
@@ -185,6 +344,25 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="per-track stage states for everything known")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
+    ret = sub.add_parser("retention", help="preview (default) or execute a retention rule")
+    ret.add_argument("--older-than-days", type=float, required=True, metavar="DAYS")
+    ret.add_argument("--genre", help="only tracks of this genre")
+    ret.add_argument("--keep-originals", action="store_true", help="drop derived data only")
+    ret.add_argument("--limit", type=int, help="at most this many tracks")
+    ret.add_argument("--execute", action="store_true", help="remove; without it, only report")
+    ret.add_argument("--json", action="store_true")
+    ret.set_defaults(func=cmd_retention)
+    orph = sub.add_parser("orphans", help="objects without rows, rows without objects, stray partitions")
+    orph.add_argument("--grace-minutes", type=int, default=60, help="younger objects are never orphans")
+    orph.add_argument("--execute", action="store_true")
+    orph.add_argument("--json", action="store_true")
+    orph.set_defaults(func=cmd_orphans)
+    dup = sub.add_parser("duplicates", help="exact and perceptual duplicates; --merge keeps the best copy")
+    dup.add_argument(
+        "--merge", action="store_true", help="keep the best copy, move names onto it, remove others"
+    )
+    dup.add_argument("--json", action="store_true")
+    dup.set_defaults(func=cmd_duplicates)
     hp = sub.add_parser("hash-password", help="print a MUSIC_API_USERS entry (password from stdin)")
     hp.add_argument("name")
     hp.add_argument("--role", choices=["reader", "admin"], default="reader")
@@ -193,6 +371,16 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("name")
     key.add_argument("--role", choices=["reader", "admin"], default="reader")
     key.set_defaults(func=cmd_new_api_key)
+    pin = sub.add_parser("pin-lyrics", help="pin lyrics (a text/LRC file or a page URL) to a track")
+    pin.add_argument("track", help="track id (a unique prefix is enough)")
+    what = pin.add_mutually_exclusive_group(required=True)
+    what.add_argument("--url", help="a lyrics page; its lyrics are extracted and stored")
+    what.add_argument("--text-file", type=Path, help="UTF-8 text or LRC file")
+    pin.set_defaults(func=cmd_pin_lyrics)
+    pk = sub.add_parser("provider-key", help="store (stdin), delete or list Genius/Brave/Tavily keys")
+    pk.add_argument("action", choices=["set", "delete", "list"])
+    pk.add_argument("provider", nargs="?", choices=["genius", "brave", "tavily"])
+    pk.set_defaults(func=cmd_provider_key)
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.set_defaults(func=cmd_migrate)
     return parser

@@ -13,6 +13,9 @@ from music_pipeline.defs.ingest.jobs import register_uploads_job
 from music_pipeline.defs.ingest.sensors import inbox_sensor, new_tracks_sensor
 from music_pipeline.defs.lyrics.assets import LyricsResource, comparison, lyrics
 from music_pipeline.defs.partitions import tracks_partitions
+from music_pipeline.defs.retention.jobs import duplicates_job, orphan_sweep_job, retention_job
+from music_pipeline.defs.retention.schedules import build_schedules
+from music_pipeline.defs.retention.storage_stats import storage_stats_job, storage_stats_snapshot
 from music_pipeline.ml_resources import AsrResource, EmbedderResource
 from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
 
@@ -55,6 +58,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             threads=s.asr_threads,
             beam_size=s.asr_beam_size,
             chunk_seconds=s.asr_chunk_seconds,
+            nemo_python=s.asr_nemo_python,
         ),
         "embedder": EmbedderResource(
             model=s.embedding_model, threads=s.embedding_threads, chunk_words=s.embedding_chunk_words
@@ -66,8 +70,17 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
 
 
 defs = dg.Definitions(
-    assets=[*PER_TRACK_ASSETS, vector_index],
-    jobs=[process_tracks_job, register_uploads_job, vector_index_job],
+    assets=[*PER_TRACK_ASSETS, vector_index, storage_stats_snapshot],
+    jobs=[
+        process_tracks_job,
+        register_uploads_job,
+        vector_index_job,
+        retention_job,
+        orphan_sweep_job,
+        duplicates_job,
+        storage_stats_job,
+    ],  # fmt: skip
     sensors=[inbox_sensor, new_tracks_sensor, vector_index_sensor],
+    schedules=build_schedules(Settings()),
     resources=build_resources(),
 )

@@ -23,7 +23,7 @@ from music_pipeline.defs.lyrics.assets import LyricsResource
 from music_pipeline.ml_resources import AsrResource, EmbedderResource
 from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
 
-APP_TABLES = "music_files, search_history, api_config, cleanup_log, storage_stats"
+APP_TABLES = "music_files, search_history, api_config, cleanup_log, storage_stats, removal_intents"
 OFFLINE_PROVIDERS = '["tags", "sidecar"]'
 
 

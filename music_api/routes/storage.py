@@ -1,79 +1,61 @@
-"""Storage statistics and library analytics (read-only; cleanup runs in Dagster)."""
+"""Storage statistics, library analytics and cleanup preview (read-only; cleanup runs in Dagster)."""
 
 from __future__ import annotations
 
-import shutil
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
-from music_api.auth import require_reader
+from music_api.auth import require_admin, require_reader
 from music_api.deps import Conn, Store
-from music_core import vector_index
 from music_core.embed.embedder import describe_model
+from music_core.retention.options import RemovalOptions
+from music_core.retention.rules import RetentionRule, plan_retention
+from music_core.storage_stats import library_analytics, storage_stats
 
 router = APIRouter(prefix="/storage", tags=["storage"], dependencies=[Depends(require_reader)])
-PREFIXES = ("inbox/", "originals/", "converted/", "indexes/")
-
-_GROUPS = {
-    "by_genre": "coalesce(genre, 'Unknown')",
-    "by_type": "coalesce(lower(substring(original_filename from '\\.([^./]+)$')), 'none')",
-    "by_month": "to_char(date_trunc('month', uploaded_at), 'YYYY-MM')",
-}
 
 
 @router.get("/stats", summary="Bucket, database, index and disk usage")
 def stats(request: Request, conn: Conn, store: Store) -> dict[str, Any]:
-    bucket = {}
-    for prefix in PREFIXES:
-        count = size = 0
-        for obj in store.list(prefix):
-            count, size = count + 1, size + obj.size
-        bucket[prefix.rstrip("/")] = {"objects": count, "bytes": size}
-    db_bytes = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
-    tables = dict(
-        conn.execute(
-            "SELECT relname, pg_total_relation_size(relid) FROM pg_catalog.pg_statio_user_tables ORDER BY 2 DESC"
-        ).fetchall()
-    )
-    manifest = vector_index.load_manifest(store, describe_model(request.app.state.settings.embedding_model))
-    data_dir = request.app.state.settings.data_path
-    disk = shutil.disk_usage(data_dir) if data_dir.exists() else None
-    return {
-        "bucket": bucket,
-        "database": {"bytes": db_bytes, "tables": tables},
-        "vector_index": None
-        if manifest is None
-        else {"version": manifest.version, "vectors": manifest.count},
-        "disk": None if disk is None else {"path": str(data_dir), "total": disk.total, "free": disk.free},
-    }
+    settings = request.app.state.settings
+    return storage_stats(conn, store, describe_model(settings.embedding_model), settings.data_path)
 
 
 @router.get("/analytics", summary="Library composition: genres, types, months, largest, duplicates")
 def analytics(conn: Conn) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, expression in _GROUPS.items():
-        rows = conn.execute(
-            f"SELECT {expression} AS k, count(*), sum(file_size), coalesce(sum(duration), 0) "  # noqa: S608 - fixed expressions
-            "FROM music_files GROUP BY k ORDER BY 2 DESC, 1"
-        ).fetchall()
-        out[name] = [{"key": r[0], "tracks": r[1], "bytes": int(r[2]), "seconds": float(r[3])} for r in rows]
-    out["largest"] = [
-        {"track_id": r[0], "filename": r[1], "bytes": r[2]}
-        for r in conn.execute(
-            "SELECT id, original_filename, file_size FROM music_files ORDER BY file_size DESC, seq LIMIT 10"
-        ).fetchall()
-    ]
-    out["duplicates"] = [
-        {"track_id": r[0], "filename": r[1], "names": r[2]}
-        for r in conn.execute(
-            "SELECT f.id, f.original_filename, array_agg(a.original_name ORDER BY a.id) FROM music_files f "
-            "JOIN file_aliases a ON a.file_id = f.id GROUP BY f.id HAVING count(*) > 1 ORDER BY f.seq LIMIT 100"
-        ).fetchall()
-    ]
-    out["failed_stages"] = dict(
-        conn.execute(
-            "SELECT stage, count(*) FROM track_stages WHERE status = 'failed' GROUP BY stage"
-        ).fetchall()
-    )
-    return out
+    return library_analytics(conn)
+
+
+@router.get(
+    "/cleanup/preview",
+    summary="What a retention rule would remove now, and the space it would free (read-only)",
+    dependencies=[Depends(require_admin)],
+)
+def cleanup_preview(
+    conn: Conn,
+    older_than_days: Annotated[float, Query(ge=0, le=36500)],
+    genre: Annotated[str | None, Query(max_length=200)] = None,
+    keep_originals: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    options = RemovalOptions.keep_originals() if keep_originals else RemovalOptions.everything()
+    rule = RetentionRule(older_than_days=older_than_days, options=options, genre=genre)
+    plans = plan_retention(conn, rule)
+    return {
+        "rule": rule.describe(),
+        "options": options.as_dict(),
+        "tracks": len(plans),
+        "bytes": sum(p.bytes for p in plans),
+        "candidates": [
+            {
+                "track_id": p.track_id,
+                "filename": p.filename,
+                "genre": p.genre,
+                "last_upload": p.last_upload.isoformat() if p.last_upload else None,
+                "bytes": p.bytes,
+            }
+            for p in plans[:limit]
+        ],
+        "execute": "run the Dagster job retention_job (or `music-analyzer retention --execute`)",
+    }

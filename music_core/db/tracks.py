@@ -60,6 +60,11 @@ def register(
         ).fetchone()
         assert existing is not None
         row = existing
+    # Content uploaded again after retention removed its original: the original is back.
+    conn.execute(
+        "UPDATE music_files SET original_removed_at = NULL WHERE id = %s AND original_removed_at IS NOT NULL",
+        (track_id,),
+    )
     conn.execute(
         """
         INSERT INTO file_aliases (file_id, original_name, object_key, folder)
@@ -143,6 +148,10 @@ def update_conversion(
             """,
             (track_id, algorithm, fingerprint),
         )
+
+
+def exists(conn: Connection, track_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM music_files WHERE id = %s", (track_id,)).fetchone() is not None
 
 
 def get_track(conn: Connection, track_id: str) -> dict[str, Any] | None:

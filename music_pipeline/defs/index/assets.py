@@ -1,11 +1,9 @@
 """The FAISS index over all tracks' vectors: unpartitioned, updated incrementally, versioned in S3."""
 
 import dagster as dg
-import numpy as np
 
-from music_core import vector_index as faiss_index
-from music_core.db import analysis
 from music_core.db.connection import connect
+from music_core.index_sync import MixedDimensionsError, sync_index
 from music_pipeline.ml_resources import EmbedderResource
 from music_pipeline.resources import DatabaseResource, ObjectStoreResource
 
@@ -16,7 +14,10 @@ COUNT_CHECK = "index_count_matches_database"
     group_name="search",
     # Depends on every partition of `embedding`, but loads none of them through an IO manager:
     # the vectors are read from pgvector directly.
-    deps=[dg.AssetDep("embedding", partition_mapping=dg.AllPartitionMapping())],
+    deps=[
+        dg.AssetDep(name, partition_mapping=dg.AllPartitionMapping())
+        for name in ("embedding", "lyrics")  # transcript and lyrics vectors
+    ],
     kinds={"faiss", "s3"},
     check_specs=[dg.AssetCheckSpec(COUNT_CHECK, asset="vector_index")],
     description="FAISS IndexIDMap2(IndexFlatIP) of the configured model's vectors, under indexes/<model>/.",
@@ -30,22 +31,12 @@ def vector_index(
     from music_core.embed.embedder import describe_model
 
     model_id = describe_model(embedder.model)
-    store = storage.store()
-    previous = faiss_index.load_manifest(store, model_id)
-    index = faiss_index.load_index(store, previous) if previous else None
     with connect(db.url) as conn:
-        ids = analysis.embedding_ids(conn, model_id)
-        dims = conn.execute("SELECT DISTINCT dim FROM embeddings WHERE model_id = %s", (model_id,)).fetchall()
-        if len(dims) > 1:
-            raise dg.Failure(f"vectors of model {model_id} have several dimensions: {dims}")
-        dim = dims[0][0] if dims else (previous.dim if previous else 1)
-        index, added, removed = faiss_index.update_index(
-            index, dim, ids, lambda new: analysis.embedding_vectors(conn, model_id, np.sort(new))
-        )
-        db_count = conn.execute(
-            "SELECT count(*) FROM embeddings WHERE model_id = %s", (model_id,)
-        ).fetchone()[0]
-    manifest = faiss_index.save_index(store, model_id, index, previous)
+        try:
+            synced = sync_index(storage.store(), conn, model_id)
+        except MixedDimensionsError as exc:
+            raise dg.Failure(str(exc)) from exc
+    manifest, added, removed, db_count = synced.manifest, synced.added, synced.removed, synced.database_count
     context.log.info(f"index v{manifest.version}: {manifest.count} vectors (+{added} -{removed})")
     return dg.MaterializeResult(
         metadata={

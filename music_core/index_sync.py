@@ -1,0 +1,55 @@
+"""Bring the FAISS index of a model in line with its pgvector rows (add new, remove gone)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from psycopg import Connection
+
+from music_core import vector_index as faiss_index
+from music_core.db import analysis
+from music_core.storage import ObjectStore
+
+
+class MixedDimensionsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class IndexSync:
+    manifest: faiss_index.IndexManifest
+    added: int
+    removed: int
+    database_count: int
+
+
+def sync_index(store: ObjectStore, conn: Connection, model_id: str) -> IndexSync:
+    previous = faiss_index.load_manifest(store, model_id)
+    index = faiss_index.load_index(store, previous) if previous else None
+    ids = analysis.embedding_ids(conn, model_id)
+    dims = conn.execute("SELECT DISTINCT dim FROM embeddings WHERE model_id = %s", (model_id,)).fetchall()
+    if len(dims) > 1:
+        raise MixedDimensionsError(f"vectors of model {model_id} have several dimensions: {dims}")
+    dim = dims[0][0] if dims else (previous.dim if previous else 1)
+    index, added, removed = faiss_index.update_index(
+        index, dim, ids, lambda new: analysis.embedding_vectors(conn, model_id, np.sort(new))
+    )
+    count = conn.execute("SELECT count(*) FROM embeddings WHERE model_id = %s", (model_id,)).fetchone()[0]
+    manifest = faiss_index.save_index(store, model_id, index, previous)
+    return IndexSync(manifest, added, removed, count)
+
+
+def indexed_models(store: ObjectStore) -> list[str]:
+    """Model ids that have an index in the bucket."""
+    models = []
+    for obj in store.list("indexes/"):
+        if obj.key.endswith("/latest.json"):
+            models.append(json.loads(b"".join(store.iter_chunks(obj.key)))["model_id"])
+    return models
+
+
+def sync_all_indexes(store: ObjectStore, conn: Connection) -> dict[str, int]:
+    """After removals: every model's index drops the vectors that are gone. Returns removed per model."""
+    return {model_id: sync_index(store, conn, model_id).removed for model_id in indexed_models(store)}

@@ -1,0 +1,205 @@
+"""Removing a track (or part of it) from everywhere it lives, crash-safely.
+
+Order per track, under its exclusive advisory lock (stages and registration hold a shared one):
+1. record a removal intent (what to remove, which objects);
+2. delete the objects;
+3. in one transaction: delete or update the rows, and drop the intent.
+A crash between 1 and 3 leaves the intent; the next cleanup run finishes it first, so the end state
+equals an uninterrupted run and no row is left pointing at an object that is gone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from music_core.db.connection import connect
+from music_core.db.locks import release_exclusive_track_lock, try_exclusive_track_lock
+from music_core.naming import converted_key, sidecar_key
+from music_core.retention.options import RemovalOptions
+from music_core.stages import COMPARISON, CONVERTED_AUDIO, EMBEDDING, LYRICS, TRANSCRIPTION
+from music_core.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+SIDECAR_SUFFIXES = (".lrc", ".txt")
+
+
+@dataclass(frozen=True)
+class PlannedRemoval:
+    track_id: str
+    filename: str
+    genre: str | None
+    last_upload: dt.datetime | None
+    object_keys: tuple[str, ...]
+    bytes: int
+    reason: str
+
+
+@dataclass
+class RemovalResult:
+    removed: list[str] = field(default_factory=list)  # tracks whose removal completed
+    tracks_deleted: list[str] = field(default_factory=list)  # ... of which the whole track is gone
+    deferred: list[str] = field(default_factory=list)  # busy (being processed): left for the next run
+    failed: dict[str, str] = field(default_factory=dict)
+    bytes_freed: int = 0
+    vectors_removed: bool = False
+
+
+def object_keys_for(track: dict, options: RemovalOptions) -> list[str]:
+    """The objects these options remove for one track row (missing ones are harmless to delete)."""
+    track_id = track["id"]
+    keys: list[str] = []
+    if options.delete_original and track.get("original_removed_at") is None:
+        keys.append(track["storage_path"])
+    if options.delete_original or options.delete_db_entries:
+        keys += [sidecar_key(track_id, suffix) for suffix in SIDECAR_SUFFIXES]
+    if options.delete_converted:
+        keys.append(track.get("converted_path") or converted_key(track_id))
+    return list(dict.fromkeys(keys))
+
+
+def bytes_for(track: dict, options: RemovalOptions) -> int:
+    freed = 0
+    if options.delete_original and track.get("original_removed_at") is None:
+        freed += track["file_size"] or 0
+    if options.delete_converted and track.get("converted_path"):
+        freed += track.get("converted_size") or 0
+    return freed
+
+
+def _record_intent(conn: Connection, plan: PlannedRemoval, options: RemovalOptions, who: str) -> None:
+    conn.execute(
+        """
+        INSERT INTO removal_intents (file_id, actions, object_keys, bytes, reason, requested_by)
+        VALUES (%s, %s, %s, %s, %s, %s)
+        ON CONFLICT (file_id) DO NOTHING
+        """,
+        (
+            plan.track_id,
+            Jsonb(options.as_dict()),
+            Jsonb(list(plan.object_keys)),
+            plan.bytes,
+            plan.reason,
+            who,
+        ),
+    )
+    conn.commit()
+
+
+def _mark_stage_removed(conn: Connection, track_id: str, stages: Sequence[str], what: str) -> None:
+    conn.execute(
+        """
+        UPDATE track_stages SET status = 'skipped', error = %s, updated_at = now()
+        WHERE file_id = %s AND stage = ANY(%s)
+        """,
+        (f"{what} removed by retention; reprocess to recreate", track_id, list(stages)),
+    )
+
+
+def _apply_rows(conn: Connection, track_id: str, options: RemovalOptions) -> None:
+    """Step 3: one transaction that also drops the intent."""
+    with conn.transaction():
+        if options.delete_db_entries:
+            conn.execute("DELETE FROM music_files WHERE id = %s", (track_id,))  # cascades everywhere
+        else:
+            if options.delete_original:
+                conn.execute(
+                    "UPDATE music_files SET original_removed_at = now() WHERE id = %s AND original_removed_at IS NULL",
+                    (track_id,),
+                )
+            if options.delete_converted:
+                conn.execute(
+                    "UPDATE music_files SET converted_path = NULL, converted_size = NULL, "
+                    "converted_duration = NULL WHERE id = %s",
+                    (track_id,),
+                )
+                _mark_stage_removed(conn, track_id, [CONVERTED_AUDIO], "converted audio")
+            if options.delete_vectors:
+                conn.execute("DELETE FROM embeddings WHERE file_id = %s", (track_id,))
+                _mark_stage_removed(conn, track_id, [EMBEDDING], "vectors")
+            if options.delete_analysis:
+                conn.execute("DELETE FROM comparisons WHERE file_id = %s", (track_id,))
+                conn.execute("DELETE FROM lyrics WHERE file_id = %s AND NOT pinned", (track_id,))
+                conn.execute("DELETE FROM transcriptions WHERE file_id = %s", (track_id,))
+                _mark_stage_removed(conn, track_id, [TRANSCRIPTION, LYRICS, COMPARISON], "analysis")
+        conn.execute("DELETE FROM removal_intents WHERE file_id = %s", (track_id,))
+
+
+def _delete_objects(store: ObjectStore, keys: Sequence[str]) -> None:
+    for key in keys:
+        store.delete(key)  # S3 DELETE of a missing key succeeds: reruns are harmless
+
+
+def execute_removals(
+    database_url: str,
+    store: ObjectStore,
+    plans: Sequence[PlannedRemoval],
+    options: RemovalOptions,
+    *,
+    performed_by: str,
+) -> RemovalResult:
+    """Carry out planned removals; busy tracks are deferred, one track's failure never stops the rest."""
+    result = RemovalResult()
+    with connect(database_url) as conn:
+        for plan in plans:
+            if not try_exclusive_track_lock(conn, plan.track_id):
+                result.deferred.append(plan.track_id)
+                continue
+            try:
+                if (
+                    conn.execute("SELECT 1 FROM music_files WHERE id = %s", (plan.track_id,)).fetchone()
+                    is None
+                ):
+                    conn.commit()
+                    continue  # removed meanwhile (another run); nothing left to do
+                _record_intent(conn, plan, options, performed_by)
+                _delete_objects(store, plan.object_keys)
+                _apply_rows(conn, plan.track_id, options)
+            except Exception as exc:  # noqa: BLE001 - the intent stays; the next run finishes it
+                conn.rollback()
+                log.exception("removal of %s failed", plan.track_id)
+                result.failed[plan.track_id] = f"{type(exc).__name__}: {exc}"[:300]
+            else:
+                result.removed.append(plan.track_id)
+                if options.delete_db_entries:
+                    result.tracks_deleted.append(plan.track_id)
+                result.bytes_freed += plan.bytes
+                result.vectors_removed |= options.delete_vectors
+            finally:
+                release_exclusive_track_lock(conn, plan.track_id)
+    return result
+
+
+def finish_pending(database_url: str, store: ObjectStore) -> RemovalResult:
+    """Complete removals a crashed run left half done (their intents are still recorded)."""
+    result = RemovalResult()
+    with connect(database_url) as conn:
+        pending = conn.execute(
+            "SELECT file_id, actions, object_keys, bytes FROM removal_intents ORDER BY created_at"
+        ).fetchall()
+        conn.commit()
+        for track_id, actions, keys, size in pending:
+            options = RemovalOptions.from_dict(actions)
+            if not try_exclusive_track_lock(conn, track_id):
+                result.deferred.append(track_id)
+                continue
+            try:
+                _delete_objects(store, keys)
+                _apply_rows(conn, track_id, options)
+            except Exception as exc:  # noqa: BLE001
+                conn.rollback()
+                result.failed[track_id] = f"{type(exc).__name__}: {exc}"[:300]
+            else:
+                result.removed.append(track_id)
+                if options.delete_db_entries:
+                    result.tracks_deleted.append(track_id)
+                result.bytes_freed += size
+                result.vectors_removed |= options.delete_vectors
+            finally:
+                release_exclusive_track_lock(conn, track_id)
+    return result
