@@ -239,3 +239,38 @@ def test_index_vectors_match_rows_after_removal(library: Library, store: ObjectS
     manifest = vector_index.load_manifest(store, MODEL)
     assert manifest is not None and manifest.count == count == 2 * (len(library.all) - 1)
     assert np.unique(vector_index.index_ids(vector_index.load_index(store, manifest))).size == count
+
+
+def test_api_cleanup_preview_is_read_only_and_for_admins(
+    library: Library, services: ServiceEndpoints, store: ObjectStore, db_url: str
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from music_api.main import create_app
+    from music_core.passwords import hash_password
+    from tests.test_api import AUTH, api_settings, flush_cache
+
+    flush_cache(services)
+    settings = api_settings(services, store.bucket, api_users=[f"reader:reader:{hash_password('readonly1')}"])
+    before = object_digests(store)
+    with TestClient(create_app(settings, warm_up=False)) as client:
+        assert client.get("/storage/cleanup/preview", params={"older_than_days": 30},
+                          auth=("reader", "readonly1")).status_code == 403  # fmt: skip
+        preview = client.get("/storage/cleanup/preview", params={"older_than_days": 30}, headers=AUTH).json()
+        kept = client.get(
+            "/storage/cleanup/preview", params={"older_than_days": 30, "keep_originals": True}, headers=AUTH
+        ).json()
+        for bad in (
+            {"older_than_days": -1},
+            {"older_than_days": "x"},
+            {},
+            {"older_than_days": 1, "limit": 0},
+        ):
+            assert client.get("/storage/cleanup/preview", params=bad, headers=AUTH).status_code == 422
+        assert object_digests(store) == before  # previews change nothing
+        run_retention(db_url, store, RetentionRule(30), execute=True, performed_by="test")
+        gone = client.get(f"/tracks/{library.old[0]}/audio", headers=AUTH)
+    assert preview["tracks"] == len(library.old)
+    assert {c["track_id"] for c in preview["candidates"]} == set(library.old)
+    assert kept["bytes"] < preview["bytes"] and kept["options"]["delete_original"] is False
+    assert gone.status_code == 404
