@@ -21,6 +21,7 @@ from music_core.stages import (
 
 LOW_CONFIDENCE = 0.6
 TRANSCRIPT_SOURCE = "transcript"
+LYRICS_SOURCE = "lyrics"
 
 
 def transcribe_stage(
@@ -53,6 +54,16 @@ def transcribe_stage(
     return guarded(TRANSCRIPTION, work)
 
 
+def store_text_vectors(
+    ctx: StageContext, track_id: str, source: str, embedder: SentenceEmbedder, text: str, chunk_words: int
+) -> int:
+    """Chunk ``text``, embed it and replace the track's vectors for ``source`` (empty text removes them)."""
+    chunks = word_chunks(text, size=chunk_words, overlap=chunk_words // 4)
+    vectors = embedder.embed(chunks)
+    with ctx.connection() as conn:
+        return analysis.replace_embeddings(conn, track_id, source, embedder.model_id, chunks, vectors)
+
+
 def embed_stage(embedder: SentenceEmbedder, chunk_words: int) -> Callable[[StageContext, str], StageOutcome]:
     def work(ctx: StageContext, track_id: str) -> StageOutcome:
         blocked = upstream_blocked(ctx, track_id, TRANSCRIPTION)
@@ -61,12 +72,9 @@ def embed_stage(embedder: SentenceEmbedder, chunk_words: int) -> Callable[[Stage
         with ctx.connection() as conn:
             found = analysis.latest_transcript_text(conn, track_id)
         text, no_vocals = found or ("", True)
-        chunks = [] if no_vocals else word_chunks(text, size=chunk_words, overlap=chunk_words // 4)
-        vectors = embedder.embed(chunks)
-        with ctx.connection() as conn:
-            written = analysis.replace_embeddings(
-                conn, track_id, TRANSCRIPT_SOURCE, embedder.model_id, chunks, vectors
-            )
+        written = store_text_vectors(
+            ctx, track_id, TRANSCRIPT_SOURCE, embedder, "" if no_vocals else text, chunk_words
+        )
         if not written:
             return StageOutcome(track_id, "skipped", "no vocals: nothing to embed")
         return StageOutcome(track_id, "done", details={"model_id": embedder.model_id, "chunks": written})

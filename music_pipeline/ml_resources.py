@@ -16,6 +16,7 @@ class AsrResource(dg.ConfigurableResource):
     threads: int = 2
     beam_size: int = 5
     chunk_seconds: float = 600.0
+    nemo_python: str | None = None  # the NeMo environment's interpreter (backend "nemo")
 
     _transcriber: Any = PrivateAttr(default=None)
 
@@ -23,7 +24,7 @@ class AsrResource(dg.ConfigurableResource):
         if self._transcriber is None:
             self._transcriber = build_transcriber(
                 self.backend, self.model, compute_type=self.compute_type, threads=self.threads,
-                beam_size=self.beam_size,
+                beam_size=self.beam_size, nemo_python=self.nemo_python,
             )  # fmt: skip
         return self._transcriber
 
