@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench-ingest bench-asr bench-embed bench-lyrics clean-data venv
+.PHONY: run test lint format bench-ingest bench-asr bench-embed bench-lyrics bench-retention clean-data venv browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/music-analyzer up
 
-test: $(STAMP)
+# Browser tests drive Debian's chromium (playwright's own browser download is never used).
+browser:
+	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -41,6 +45,9 @@ bench-embed: $(STAMP)
 
 bench-lyrics: $(STAMP)
 	$(BIN)/python bench/bench_lyrics.py
+
+bench-retention: $(STAMP)
+	$(BIN)/python bench/bench_retention.py $(BENCH_ARGS)
 
 clean-data:
 	rm -rf .data
