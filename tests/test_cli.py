@@ -106,6 +106,16 @@ def test_process_reports_every_input_file_as_json(cli_env: dict[str, str], tmp_p
     assert attempts == {
         "audio_file": 1, "converted_audio": 1, "transcription": 2, "embedding": 2, "lyrics": 2, "comparison": 2,
     }  # fmt: skip
+    # One track, named by a unique prefix of its id, from its last stage only.
+    single = cli(cli_env, "reprocess", opus["track_id"][:10], "--stage", "comparison", "--json")
+    assert single.returncode == 0, single.stderr[-2000:]
+    assert [json.loads(line)["track_id"] for line in single.stdout.splitlines()] == [opus["track_id"]]
+    with psycopg.connect(cli_env["MUSIC_DATABASE_URL"]) as conn:
+        comparison_attempts = conn.execute(
+            "SELECT attempts FROM track_stages WHERE file_id = %s AND stage = 'comparison'",
+            (opus["track_id"],),
+        ).fetchone()[0]
+    assert comparison_attempts == 3
     assert cli(cli_env, "reprocess", "--all", "--stage", "nope").returncode == 2
     assert cli(cli_env, "reprocess").returncode == 2
 
