@@ -1,13 +1,17 @@
-"""Per-track lyrics and comparison stages."""
+"""Per-track lyrics (and their vectors) and comparison stages."""
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from music_core import ml_stages
 from music_core.compare import compare, sync_lines
 from music_core.db import lyrics as lyrics_db
+from music_core.embed.embedder import SentenceEmbedder
 from music_core.lyrics.lrc import format_lrc, parse_lrc
 from music_core.lyrics.registry import find_lyrics
 from music_core.lyrics.types import LyricsProvider
@@ -22,11 +26,24 @@ from music_core.stages import (
 )
 
 
-def lyrics_stage(providers: Sequence[LyricsProvider]) -> Callable[[StageContext, str], StageOutcome]:
-    def work(ctx: StageContext, track_id: str) -> StageOutcome:
-        blocked = upstream_blocked(ctx, track_id, TRANSCRIPTION)
-        if blocked:
-            return blocked
+def lyrics_stage(
+    providers: Sequence[LyricsProvider], embedder: SentenceEmbedder | None = None, chunk_words: int = 128
+) -> Callable[[StageContext, str], StageOutcome]:
+    """Find the official lyrics; with an ``embedder``, also replace the track's lyrics vectors so
+    semantic search finds a song by words that only its official lyrics contain."""
+    embed_lock = threading.Lock()  # one model, shared by the stage's worker threads
+
+    def embed_current(ctx: StageContext, track_id: str) -> int:
+        assert embedder is not None
+        with ctx.connection() as conn:
+            current = lyrics_db.current_lyrics(conn, track_id)  # a pinned choice wins here too
+        text = (current or {}).get("lyrics_text") or ""
+        with embed_lock:
+            return ml_stages.store_text_vectors(
+                ctx, track_id, ml_stages.LYRICS_SOURCE, embedder, text, chunk_words
+            )
+
+    def fetch(ctx: StageContext, track_id: str) -> StageOutcome:
         with ctx.connection() as conn:
             pinned = lyrics_db.pinned_lyrics(conn, track_id)
             if pinned:  # a user's choice wins over every provider
@@ -45,6 +62,17 @@ def lyrics_stage(providers: Sequence[LyricsProvider]) -> Callable[[StageContext,
             "instrumental": found.instrumental,
         }
         return StageOutcome(track_id, "done", warnings=tuple(notes), details=details)
+
+    def work(ctx: StageContext, track_id: str) -> StageOutcome:
+        blocked = upstream_blocked(ctx, track_id, TRANSCRIPTION)
+        if blocked:
+            return blocked
+        outcome = fetch(ctx, track_id)
+        if embedder is None:
+            return outcome
+        chunks = embed_current(ctx, track_id)  # no lyrics (or instrumental): old vectors are removed
+        details = {**outcome.details, "embedding_model_id": embedder.model_id, "lyrics_chunks": chunks}
+        return dataclasses.replace(outcome, details=details)
 
     return guarded(LYRICS, work)
 

@@ -9,7 +9,12 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from music_core.compare import Comparison
+from music_core.lyrics.acceptance import looks_like_junk
+from music_core.lyrics.extract import clean_text
+from music_core.lyrics.lrc import looks_like_lrc, plain_from_lrc
 from music_core.lyrics.types import Lyrics, LyricsQuery
+
+MAX_PINNED_CHARS = 200_000
 
 
 def lyrics_query(conn: Connection, track_id: str, snippet_words: int = 12) -> LyricsQuery:
@@ -41,6 +46,54 @@ def pinned_lyrics(conn: Connection, track_id: str) -> dict[str, Any] | None:
             "SELECT id, source FROM lyrics WHERE file_id = %s AND pinned ORDER BY fetched_at DESC LIMIT 1",
             (track_id,),
         ).fetchone()
+
+
+def pinned_from(text: str, url: str | None = None) -> Lyrics:
+    """A user's lyrics as a pinned record (LRC keeps its timing); ValueError for empty or junk text."""
+    if len(text) > MAX_PINNED_CHARS:
+        raise ValueError(f"pinned lyrics longer than {MAX_PINNED_CHARS} characters")
+    raw = text.replace("\r\n", "\n").strip()
+    if looks_like_lrc(raw):
+        return Lyrics(
+            "pinned", clean_text(plain_from_lrc(raw)), synced=raw + "\n", url=url, notes=("pinned",)
+        )
+    plain = clean_text(raw)
+    if looks_like_junk(plain):
+        raise ValueError("pinned lyrics are empty, too short, or a 'not available' notice")
+    return Lyrics("pinned", plain, url=url, notes=("pinned",))
+
+
+def resolve_track(conn: Connection, prefix: str) -> str:
+    """The one track id starting with ``prefix`` (at least 6 hex characters); LookupError otherwise."""
+    prefix = prefix.strip().lower()
+    if len(prefix) < 6 or any(ch not in "0123456789abcdef" for ch in prefix):
+        raise LookupError("give a track id or a unique prefix of at least 6 hex characters")
+    rows = conn.execute(
+        "SELECT id FROM music_files WHERE id LIKE %s ORDER BY seq LIMIT 2", (prefix + "%",)
+    ).fetchall()
+    if len(rows) != 1:
+        raise LookupError(f"{'no track' if not rows else 'more than one track'} matches {prefix!r}")
+    return str(rows[0][0])
+
+
+def pin_lyrics(conn: Connection, track_id: str, found: Lyrics) -> str:
+    """Store the user's lyrics as the track's pinned record (replacing an older pin); it wins over providers."""
+    conn.execute("DELETE FROM lyrics WHERE file_id = %s AND pinned", (track_id,))
+    row = conn.execute(
+        """
+        INSERT INTO lyrics (file_id, source, lyrics_text, synced_lyrics, instrumental, url, confidence, pinned,
+                            metadata)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, TRUE, %s) RETURNING id
+        """,
+        (track_id, found.source, found.text, found.synced, found.instrumental, found.url, 1.0,
+         Jsonb({"notes": list(found.notes)})),
+    ).fetchone()  # fmt: skip
+    assert row is not None
+    return str(row[0])
+
+
+def unpin_lyrics(conn: Connection, track_id: str) -> bool:
+    return conn.execute("DELETE FROM lyrics WHERE file_id = %s AND pinned", (track_id,)).rowcount > 0
 
 
 def save_lyrics(conn: Connection, track_id: str, found: Lyrics, notes: list[str]) -> str:

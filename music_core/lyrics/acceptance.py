@@ -10,7 +10,8 @@ DURATION_TOLERANCE = 0.05  # 5 %
 NAME_THRESHOLD = 0.8
 JUNK = re.compile(
     r"lyrics (are )?not (yet )?available|we (do not|don't) have (the )?lyrics|instrumental only|"
-    r"submit (the )?lyrics|unfortunately, we are not licensed|translation",
+    r"submit (the )?lyrics|unfortunately, we are not licensed|we are not (currently )?licensed|translation|"
+    r"lyrics will be available soon|be the first to add the lyrics|enable javascript to (see|view)",
     re.IGNORECASE,
 )
 
@@ -47,3 +48,15 @@ def accept(
     if title and name_similarity(title, found_title) < NAME_THRESHOLD:
         return False
     return not (artist and name_similarity(artist, found_artist) < NAME_THRESHOLD)
+
+
+def mentions(text: str | None, name: str | None) -> bool:
+    """True when a search result's title or URL names the artist/title (fuzzy, beets-style threshold)."""
+    if not text or not name:
+        return False
+    haystack, needle = _canon(text.replace("-", " ").replace("_", " ")).split(), _canon(name).split()
+    if not needle:
+        return False
+    width = len(needle)
+    windows = [" ".join(haystack[i : i + width]) for i in range(max(1, len(haystack) - width + 1))]
+    return max(SequenceMatcher(a=" ".join(needle), b=w).ratio() for w in windows) >= NAME_THRESHOLD

@@ -1,4 +1,5 @@
-"""HTTP for lyrics providers: timeouts, retries with backoff (429 Retry-After honoured), a minimum
+"""HTTP for lyrics providers: timeouts (also on slowly trickling bodies), a size cap, retries with backoff
+(429 Retry-After honoured), announced ``X-RateLimit-*`` windows, a minimum
 interval per provider, and a Redis cache of lookups with a TTL that is skipped when Redis is down."""
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import redis
@@ -28,8 +31,14 @@ class ProviderHttp:
         retries: int = 2,
         min_interval: float = 0.2,
         transport: httpx.BaseTransport | None = None,
+        max_bytes: int = 4 * 1024 * 1024,
+        max_wait: float = 30.0,
     ) -> None:
         self.name = name
+        self.total_timeout = timeout * 2  # connect + a slowly trickling body, all told
+        self.max_bytes = max_bytes
+        self.max_wait = max_wait
+        self._not_before: dict[str, float] = {}  # per host: a page site is not the API
         self.ttl = ttl_seconds
         self.retries = retries
         self.min_interval = min_interval
@@ -77,23 +86,39 @@ class ProviderHttp:
                 time.sleep(wait)
             self._last = time.monotonic()
 
-    def get_json(self, url: str, params: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
-        """Decoded JSON, or None for 404. Raises httpx.HTTPError when the provider stays unusable."""
-        key = self._cache_key(url, params)
-        hit, value = self._cached(key)
-        if hit:
-            return value
+    def _wait_rate_window(self, host: str) -> None:
+        """Sleep out a short rate-limit window the host announced; fail fast on a long one."""
+        wait = self._not_before.get(host, 0.0) - time.monotonic()
+        if wait > self.max_wait:
+            raise RateLimited(f"{self.name}: rate limit exhausted for {wait:.0f} s more")
+        if wait > 0:
+            time.sleep(wait)
+
+    def _note_rate_headers(self, host: str, response: httpx.Response) -> None:
+        """``X-RateLimit-Remaining`` / ``X-RateLimit-Reset`` may hold one value per window (Brave: "1, 15000")."""
+        remaining = _numbers(response.headers.get("X-RateLimit-Remaining"))
+        reset = _numbers(response.headers.get("X-RateLimit-Reset"))
+        waits = [r for left, r in zip(remaining, reset, strict=False) if left <= 0]
+        if waits:
+            self._not_before[host] = max(self._not_before.get(host, 0.0), time.monotonic() + max(waits))
+
+    def _request(
+        self, url: str, params: dict[str, Any], headers: dict[str, str] | None
+    ) -> httpx.Response | None:
+        """The response (body read within the total time limit and size cap), or None for 404."""
+        host = urlsplit(url).netloc
         for attempt in range(self.retries + 1):
+            self._wait_rate_window(host)
             self._pace()
             try:
-                response = self._client.get(url, params=params, headers=headers)
+                response = self._send(url, params, headers)
             except httpx.TransportError:
                 if attempt == self.retries:
                     raise
                 time.sleep(0.5 * 2**attempt)
                 continue
+            self._note_rate_headers(host, response)
             if response.status_code == 404:
-                self._store(key, None)
                 return None
             if response.status_code == 429 or response.status_code >= 500:
                 if attempt == self.retries:
@@ -101,10 +126,76 @@ class ProviderHttp:
                 time.sleep(_retry_after(response, default=0.5 * 2**attempt))
                 continue
             response.raise_for_status()
-            value = response.json()
-            self._store(key, value)
-            return value
+            return response
         return None
+
+    def _send(self, url: str, params: dict[str, Any], headers: dict[str, str] | None) -> httpx.Response:
+        deadline = time.monotonic() + self.total_timeout
+        with self._client.stream("GET", url, params=params, headers=headers) as response:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > self.max_bytes:
+                    raise httpx.ReadError(f"{self.name}: body larger than {self.max_bytes} bytes")
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"{self.name}: body not complete within {self.total_timeout} s")
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=bytes(body), request=response.request
+        )
+
+    def get_json(self, url: str, params: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+        """Decoded JSON, or None for 404. Raises httpx.HTTPError when the provider stays unusable."""
+        key = self._cache_key(url, params)
+        hit, value = self._cached(key)
+        if hit:
+            return value
+        response = self._request(url, params, headers)
+        value = response.json() if response is not None else None
+        self._store(key, value)
+        return value
+
+    def get_text(self, url: str, headers: dict[str, str] | None = None) -> str | None:
+        """A page as text (untrusted), or None for 404; cached like JSON lookups."""
+        key = self._cache_key(url, {"as": "text"})
+        hit, value = self._cached(key)
+        if hit:
+            return value
+        response = self._request(url, {}, headers)
+        value = response.text if response is not None else None
+        self._store(key, value)
+        return value
+
+    def remember(self, parts: dict[str, Any], compute: Callable[[], Any]) -> Any:
+        """Cache any lookup (e.g. an SDK call) under ``parts``; the value must be JSON."""
+        key = self._cache_key("call", parts)
+        hit, value = self._cached(key)
+        if hit:
+            return value
+        value = compute()
+        self._store(key, value)
+        return value
+
+
+class RateLimited(httpx.HTTPError):
+    """The provider's announced rate-limit window is longer than we are willing to wait."""
+
+
+class ProviderError(Exception):
+    """A provider's SDK failed; ``str(exc)`` is the failure's kind only (no message that could hold a key)."""
+
+
+class ProviderSkipped(Exception):
+    """The provider is not usable as configured (e.g. no API key): a note, not an error."""
+
+
+def _numbers(header: str | None) -> list[float]:
+    out: list[float] = []
+    for part in (header or "").split(","):
+        try:
+            out.append(float(part.strip()))
+        except ValueError:
+            continue
+    return out
 
 
 def _retry_after(response: httpx.Response, default: float, cap: float = 30.0) -> float:

@@ -3,9 +3,14 @@
 import dagster as dg
 
 from music_core import lyrics_stages, stages
+from music_core.db import analysis
 from music_core.lyrics.registry import build_providers
+from music_core.provider_keys import resolve_keys, web_urls
+from music_core.settings import Settings
+from music_pipeline.defs.analysis.assets import EMBEDDING_VERSION
 from music_pipeline.defs.audio.assets import BATCH_POLICY, stage_metadata
 from music_pipeline.defs.partitions import tracks_partitions
+from music_pipeline.ml_resources import EmbedderResource
 from music_pipeline.resources import (
     DatabaseResource,
     ObjectStoreResource,
@@ -24,10 +29,11 @@ class LyricsResource(dg.ConfigurableResource):
     partitions_def=tracks_partitions,
     backfill_policy=BATCH_POLICY,
     group_name="lyrics",
-    code_version="1",
+    code_version=f"2|{EMBEDDING_VERSION}",
     deps=["transcription"],
-    kinds={"python", "postgres"},
-    description="Official lyrics from embedded tags, sidecar .lrc/.txt files or LRCLIB (first accepted wins).",
+    kinds={"python", "postgres", "pgvector"},
+    description="Official lyrics from embedded tags, sidecar .lrc/.txt files or LRCLIB (first accepted wins), "
+    "and their vectors (source 'lyrics') so semantic search finds songs by their official words.",
 )
 def lyrics(
     context: dg.AssetExecutionContext,
@@ -35,15 +41,22 @@ def lyrics(
     storage: ObjectStoreResource,
     pipeline: PipelineConfigResource,
     lyrics_sources: LyricsResource,
+    embedder: EmbedderResource,
 ) -> dg.MaterializeResult:
-    providers = build_providers(
-        lyrics_sources.providers, storage.store(), cache_url=lyrics_sources.cache_url,
-        lrclib_url=lyrics_sources.lrclib_url,
-    )  # fmt: skip
+    model = embedder.embedder()
+    settings = Settings()  # provider keys: environment or api_config (encrypted), never run config
     with open_stage_context(context, db, storage, pipeline) as ctx:
-        outcomes = stages.run_batch(
-            ctx, lyrics_stages.lyrics_stage(providers), context.partition_keys, workers=2
-        )
+        with ctx.connection() as conn:
+            analysis.ensure_vector_index(conn, model.model_id, model.dim)
+            keys = resolve_keys(settings, conn)
+        for note in keys.notes:
+            context.log.warning(note)
+        providers = build_providers(
+            lyrics_sources.providers, storage.store(), cache_url=lyrics_sources.cache_url,
+            lrclib_url=lyrics_sources.lrclib_url, keys=keys.keys, urls=web_urls(settings),
+        )  # fmt: skip
+        stage = lyrics_stages.lyrics_stage(providers, model, embedder.chunk_words)
+        outcomes = stages.run_batch(ctx, stage, context.partition_keys, workers=2)
     return dg.MaterializeResult(metadata=stage_metadata(outcomes))
 
 
