@@ -53,3 +53,16 @@ def indexed_models(store: ObjectStore) -> list[str]:
 def sync_all_indexes(store: ObjectStore, conn: Connection) -> dict[str, int]:
     """After removals: every model's index drops the vectors that are gone. Returns removed per model."""
     return {model_id: sync_index(store, conn, model_id).removed for model_id in indexed_models(store)}
+
+
+def stale_index_vectors(store: ObjectStore, conn: Connection) -> dict[str, int]:
+    """Per model: vectors in the latest FAISS index whose pgvector row is gone (read-only)."""
+    stale = {}
+    for model_id in indexed_models(store):
+        manifest = faiss_index.load_manifest(store, model_id)
+        if manifest is None:
+            continue
+        present = faiss_index.index_ids(faiss_index.load_index(store, manifest))
+        rows = analysis.embedding_ids(conn, model_id)
+        stale[model_id] = int(np.setdiff1d(present, rows).size)
+    return stale

@@ -29,7 +29,7 @@ from music_pipeline.defs.retention.jobs import duplicates_job, orphan_sweep_job,
 from music_pipeline.defs.retention.schedules import build_schedules
 from music_pipeline.defs.retention.storage_stats import storage_stats_job, storage_stats_snapshot
 from tests import media
-from tests.retention_library import Library, build_library, object_digests
+from tests.retention_library import MODEL, Library, build_library, object_digests
 
 STRAY = "ab" + "0" * 62
 
@@ -59,6 +59,8 @@ def test_orphan_sweep_previews_then_repairs_only_the_orphans(
     _put(store, "converted/junk.bin", b"x" * 10)
     broken = library.young[0]
     store.delete(converted_key(broken))
+    with connect(db_url) as conn:  # rows gone behind the index's back
+        conn.execute("DELETE FROM embeddings WHERE file_id = %s", (library.young[1],))
     orphans = {original_key(STRAY), "converted/junk.bin"}
     intact = {k: v for k, v in object_digests(store).items() if broken not in k and k not in orphans}
 
@@ -67,6 +69,7 @@ def test_orphan_sweep_previews_then_repairs_only_the_orphans(
     assert preview.details["objects_without_row"] == 2
     assert preview.details["rows_without_converted"] == 1 and preview.details["missing_converted"] == [broken]
     assert preview.details["partitions"] == ["f" * 64]
+    assert preview.details["index_vectors_without_row"] == {MODEL: 2}
     assert store.stat(original_key(STRAY)) is not None  # preview touched nothing
 
     forgotten: list[str] = []
@@ -83,10 +86,11 @@ def test_orphan_sweep_previews_then_repairs_only_the_orphans(
     assert (path, status) == (None, "failed")
     after = object_digests(store)
     assert {k: after[k] for k in intact} == intact
+    assert done.details["index_vectors_removed"] == {MODEL: 2}
     again = run_orphan_sweep(
         db_url, store, library.all, execute=False, performed_by="t", grace=dt.timedelta(0)
     )
-    assert again.file_count == 0
+    assert again.file_count == 0 and again.details["index_vectors_without_row"] == {MODEL: 0}
 
 
 def test_young_objects_are_never_orphans(store: ObjectStore, db_url: str) -> None:

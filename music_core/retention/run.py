@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 
 from music_core.cache_generation import bump_generation
 from music_core.db.connection import connect
-from music_core.index_sync import sync_all_indexes
+from music_core.index_sync import stale_index_vectors, sync_all_indexes
 from music_core.retention.cleanup_log import write_cleanup_log
 from music_core.retention.duplicates import (
     DEFAULT_MAX_BIT_ERROR_RATE,
@@ -75,6 +75,7 @@ def _after_removals(
     result: RemovalResult,
     cache_url: str | None,
     forget: ForgetPartitions,
+    clear_cache: bool = True,
 ) -> dict[str, Any]:
     """Everywhere else a removed track lived: Dagster partitions, FAISS indexes, the API cache."""
     extra: dict[str, Any] = {}
@@ -83,7 +84,7 @@ def _after_removals(
     if result.vectors_removed or result.tracks_deleted:
         with connect(database_url) as conn:
             extra["index_vectors_removed"] = sync_all_indexes(store, conn)
-    if result.removed:
+    if result.removed and clear_cache:
         bump_generation(cache_url)
     return extra
 
@@ -133,7 +134,9 @@ def run_retention(
     if execute:
         result = execute_removals(database_url, store, plans, rule.options, performed_by=performed_by)
         details.update(_result_details(result))
-        details.update(_after_removals(database_url, store, result, cache_url, forget))
+        details.update(
+            _after_removals(database_url, store, result, cache_url, forget, rule.options.clear_cache)
+        )
         details["resumed_interrupted"] = resumed.removed if resumed else []
         outcome.file_count, outcome.bytes = len(result.removed), result.bytes_freed
     return _log(database_url, outcome, performed_by)
@@ -154,14 +157,16 @@ def run_orphan_sweep(
         finish_interrupted(database_url, store, cache_url=cache_url, forget=forget)
     with connect(database_url) as conn:
         report = find_orphans(conn, store, partition_keys, grace=grace)
+        stale_vectors = stale_index_vectors(store, conn)
     details: dict[str, Any] = {
         **report.summary(),
+        "index_vectors_without_row": stale_vectors,
         "objects": [o.key for o in report.objects_without_row[:DETAIL_LIMIT]],
         "missing_originals": report.rows_without_original[:DETAIL_LIMIT],
         "missing_converted": report.rows_without_converted[:DETAIL_LIMIT],
         "partitions": report.partitions_without_row[:DETAIL_LIMIT],
     }
-    count = sum(v for k, v in report.summary().items() if k != "bytes")
+    count = sum(v for k, v in report.summary().items() if k != "bytes") + sum(stale_vectors.values())
     outcome = CleanupOutcome("orphan_sweep", not execute, count, report.bytes, details)
     if execute:
         done = repair_orphans(database_url, store, report)
