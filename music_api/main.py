@@ -16,8 +16,9 @@ from music_api import observability
 from music_api.auth import CredentialStore, require_admin
 from music_api.cache import ResponseCache
 from music_api.ratelimit import RateLimiter
-from music_api.routes import export, health, search, storage, stream, tracks
+from music_api.routes import export, health, search, storage, stream, tracks, uploads, web
 from music_api.semantic import SemanticIndex
+from music_api.signed_urls import UrlSigner, signing_key
 from music_core.settings import Settings
 from music_core.storage import ObjectStore
 
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
     app = FastAPI(title="Music Analyzer API", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.credentials = CredentialStore(settings)
+    app.state.url_signer = UrlSigner(signing_key(settings))
     app.state.cache = ResponseCache(settings.redis_url)  # type: ignore[arg-type]
     app.state.rate_limiter = RateLimiter(settings.redis_url, settings.rate_limit_per_minute)  # type: ignore[arg-type]
     app.state.store = ObjectStore(
@@ -99,4 +101,6 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
     app.include_router(search.router)
     app.include_router(export.router)
     app.include_router(storage.router)
+    app.include_router(uploads.router)
+    app.include_router(web.router)
     return app
