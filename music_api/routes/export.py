@@ -34,6 +34,7 @@ class Part(StrEnum):
     original = "original"
     converted = "converted"
     transcription = "transcription"
+    lyrics = "lyrics"  # official lyrics as .txt, and synced lines as .lrc
 
 
 class ExportRequest(BaseModel):
@@ -54,15 +55,23 @@ def _text_member(path: str, text: str, when: dt.datetime) -> Member:
 _EXPORT_SQL = """
 SELECT f.id, f.original_filename, f.storage_path, f.converted_path, f.genre, f.title, f.artist, f.album,
        f.duration, f.file_size, f.uploaded_at,
-       (SELECT transcription_text FROM transcriptions t WHERE t.file_id = f.id ORDER BY created_at DESC LIMIT 1)
-FROM music_files f WHERE f.id = ANY(%s) ORDER BY f.seq
+       (SELECT transcription_text FROM transcriptions t WHERE t.file_id = f.id ORDER BY created_at DESC LIMIT 1),
+       l.lyrics_text,
+       COALESCE(l.synced_lyrics,
+                (SELECT synced_lrc FROM comparisons c WHERE c.file_id = f.id ORDER BY created_at DESC LIMIT 1))
+FROM music_files f
+LEFT JOIN LATERAL (SELECT lyrics_text, synced_lyrics FROM lyrics x WHERE x.file_id = f.id
+                   ORDER BY x.pinned DESC, x.fetched_at DESC LIMIT 1) l ON TRUE
+WHERE f.id = ANY(%s) ORDER BY f.seq
 """
 
 
 def _members(store: ObjectStore, rows: list[tuple], include: set[Part]) -> Iterator[Member]:
     now = dt.datetime.now(dt.UTC)
     metadata = []
-    for tid, name, original, converted, genre, title, artist, album, duration, size, uploaded, text in rows:
+    for row in rows:
+        tid, name, original, converted, genre, title, artist, album, duration, size, uploaded, text = row[:12]
+        lyrics_text, lrc = row[12:]
         base_name = name.rsplit("/", 1)[-1]
         stem = base_name.rsplit(".", 1)[0] or tid[:12]
         folder = f"{genre or 'Unknown genre'}/{title or stem} [{tid[:8]}]"
@@ -82,6 +91,12 @@ def _members(store: ObjectStore, rows: list[tuple], include: set[Part]) -> Itera
             path = f"{folder}/transcription/{stem}.txt"
             entry["files"].append(path)
             yield _text_member(path, text + "\n", now)
+        if Part.lyrics in include:
+            for body, suffix in ((lyrics_text, ".txt"), (lrc, ".lrc")):
+                if body:  # untrusted text, stored and exported as text only
+                    path = f"{folder}/lyrics/{stem}{suffix}"
+                    entry["files"].append(path)
+                    yield _text_member(path, body.rstrip("\n") + "\n", now)
         metadata.append(entry)
     yield _text_member(
         "export_metadata.json",
