@@ -16,7 +16,7 @@ from music_api import observability
 from music_api.auth import CredentialStore, require_admin
 from music_api.cache import ResponseCache
 from music_api.ratelimit import RateLimiter
-from music_api.routes import export, health, search, storage, stream, tracks, uploads, web
+from music_api.routes import config, export, health, search, storage, stream, tracks, uploads, web
 from music_api.semantic import SemanticIndex
 from music_api.signed_urls import UrlSigner, signing_key
 from music_core.settings import Settings
@@ -102,5 +102,6 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
     app.include_router(export.router)
     app.include_router(storage.router)
     app.include_router(uploads.router)
+    app.include_router(config.router)
     app.include_router(web.router)
     return app

@@ -116,12 +116,14 @@ class ComparisonOut(BaseModel):
     lines: list[dict]
     synced_lrc: str | None
     lrc_timing: dict | None
+    llm_notes: str | None = None  # optional language-model notes (untrusted text: shown as text)
 
 
 class TrackDetail(BaseModel):
     id: str
     filename: str
     size: int
+    original_removed_at: dt.datetime | None = None  # retention removed the original, kept the analysis
     content_type: str | None
     container: str | None
     codec: str | None

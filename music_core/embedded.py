@@ -111,13 +111,16 @@ def _bin(name: str) -> str:
 def load_or_create_secrets(data_dir: Path) -> dict[str, str]:
     """Credentials for the embedded services, generated once and kept readable by the owner only."""
     path = data_dir / "secrets.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    values = {
+    fresh = {
         "s3_access_key": "music-" + secrets.token_hex(4),
         "s3_secret_key": secrets.token_urlsafe(24),
         "api_token": secrets.token_urlsafe(24),
+        "secret_key": secrets.token_urlsafe(32),  # encrypts provider keys in api_config
     }
+    existing = json.loads(path.read_text()) if path.exists() else {}
+    if existing and fresh.keys() <= existing.keys():
+        return existing
+    values = {**fresh, **existing}  # an older data dir keeps its credentials and gains what is new
     data_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from music_core.bucket_cors import put_bucket_cors
 from music_core.db.migrate import migrate
 from music_core.embedded import (
     EmbeddedServices,
@@ -99,6 +100,14 @@ def _banner(settings: Settings, env: dict[str, str], token: str, demo: int, logs
     return "\n".join(lines)
 
 
+def page_origins(settings: Settings) -> list[str]:
+    """Origins the web page is served from (loopback has two spellings), plus configured CORS origins."""
+    hosts = [settings.api_host]
+    if settings.api_host in {"127.0.0.1", "localhost", "0.0.0.0"}:  # noqa: S104 - only compared
+        hosts = ["127.0.0.1", "localhost"]
+    return list(dict.fromkeys([*(f"http://{h}:{settings.api_port}" for h in hosts), *settings.cors_origins]))
+
+
 def run_until_stopped(settings: Settings, upload_demo: bool = True) -> int:
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
@@ -115,16 +124,19 @@ def run_until_stopped(settings: Settings, upload_demo: bool = True) -> int:
         migrate(ep.database_url)
         store = store_for(settings, ep)
         store.ensure_bucket()
-        token = (
-            settings.api_token.get_secret_value()
-            if settings.api_token
-            else load_or_create_secrets(settings.data_path)["api_token"]
+        generated = load_or_create_secrets(settings.data_path)
+        token = settings.api_token.get_secret_value() if settings.api_token else generated["api_token"]
+        secret_key = (
+            settings.secret_key.get_secret_value() if settings.secret_key else generated["secret_key"]
         )
+        # The web page uploads straight to the bucket through presigned URLs: allow its origin only.
+        put_bucket_cors(store, page_origins(settings))
         env = {
             **os.environ,
             **ep.as_env(),
             "DAGSTER_HOME": str(prepare_dagster_home(settings)),
             "MUSIC_API_TOKEN": token,
+            "MUSIC_SECRET_KEY": secret_key,
             "MUSIC_DATA_DIR": str(settings.data_path),
         }
         bindir = Path(sys.executable).parent

@@ -52,5 +52,17 @@ def test_start_stop_resume_and_attach(tmp_path: Path) -> None:
 def test_secrets_are_generated_once_and_private(tmp_path: Path) -> None:
     first = load_or_create_secrets(tmp_path)
     assert load_or_create_secrets(tmp_path) == first
+    assert len(first["secret_key"]) >= 32 and len(set(first.values())) == len(first)
     assert (tmp_path / "secrets.json").stat().st_mode & 0o077 == 0
     assert len(first["s3_secret_key"]) >= 24
+
+
+def test_an_older_data_dir_keeps_its_credentials_and_gains_new_secrets(tmp_path: Path) -> None:
+    import json
+
+    old = {"s3_access_key": "music-old", "s3_secret_key": "kept", "api_token": "kept-token"}
+    (tmp_path / "secrets.json").write_text(json.dumps(old))
+    upgraded = load_or_create_secrets(tmp_path)
+    assert {k: upgraded[k] for k in old} == old and len(upgraded["secret_key"]) >= 32
+    assert load_or_create_secrets(tmp_path) == upgraded
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o077 == 0

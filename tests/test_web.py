@@ -27,10 +27,13 @@ import uvicorn
 from music_api.main import create_app
 from music_api.signed_urls import UrlSigner
 from music_core.bucket_cors import cors_document, get_bucket_cors, put_bucket_cors
+from music_core.cache_generation import bump_generation
 from music_core.embedded import ServiceEndpoints
-from music_core.ingest import register_local_file
+from music_core.ingest import register_inbox_object, register_local_file
 from music_core.lyrics.lrc import parse_lrc
 from music_core.passwords import hash_password
+from music_core.retention.options import RemovalOptions
+from music_core.retention.removal import execute_removals, plan_track_removals
 from music_core.storage import ObjectStore
 from music_pipeline import definitions
 from music_pipeline.oneshot import process_paths
@@ -128,7 +131,7 @@ def library(services: ServiceEndpoints, tmp_path_factory: pytest.TempPathFactory
     media.ffmpeg("-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={LONG_RATE}:duration={LONG_SECONDS}",
                  "-ac", "1", "-c:a", "pcm_s16le", str(long_wav))  # fmt: skip
     long_id = register_local_file(store, services.database_url, long_wav, long_wav.name).track_id
-    return {"store": store, "song": song, "hostile": by_name[HOSTILE_NAME]["track_id"],
+    return {"store": store, "database_url": services.database_url, "song": song, "hostile": by_name[HOSTILE_NAME]["track_id"],
             "other": by_name["librivox_0870.wav"]["track_id"], "long": long_id, "long_path": long_wav}  # fmt: skip
 
 
@@ -136,7 +139,8 @@ def library(services: ServiceEndpoints, tmp_path_factory: pytest.TempPathFactory
 def live(services: ServiceEndpoints, library: dict[str, Any]) -> Iterator[tuple[LiveServer, RecordingApp]]:
     flush_cache(services)
     users = [f"{name}:{role}:{hash_password(pw)}" for name, (role, pw) in USERS.items()]
-    settings = api_settings(services, library["store"].bucket, api_users=users, rate_limit_per_minute=100_000)
+    settings = api_settings(services, library["store"].bucket, api_users=users, rate_limit_per_minute=100_000,
+                            secret_key="web-test-secret-key-0123456789")  # fmt: skip
     app = RecordingApp(create_app(settings, warm_up=False))
     with LiveServer(app) as server:
         put_bucket_cors(library["store"], [server.url])  # the page's origin may PUT to presigned URLs
@@ -455,7 +459,12 @@ def test_export_zip_from_the_page(page: Any, library: dict[str, Any], tmp_path: 
 def test_drag_and_drop_upload_with_progress(page: Any, library: dict[str, Any], tmp_path: Path) -> None:
     log_in(page)
     page.click("#tabs button[data-tab=upload]")
-    sizes = {"first song.wav": 3 * 1024 * 1024 + 17, "sëcond (live).mp3": 1536 * 1024}
+    # "again song.wav" has the same length of name and size as the first: the same bytes, a duplicate.
+    sizes = {
+        "first song.wav": 3 * 1024 * 1024 + 17,
+        "sëcond (live).mp3": 1536 * 1024,
+        "again song.wav": 3 * 1024 * 1024 + 17,
+    }
     page.evaluate(
         """(sizes) => {
             const dt = new DataTransfer();
@@ -472,13 +481,13 @@ def test_drag_and_drop_upload_with_progress(page: Any, library: dict[str, Any], 
     )
     wait_js(
         page,
-        "[...document.querySelectorAll('#uploads tbody tr')].filter(r => r.classList.contains('done')).length === 2",
+        "[...document.querySelectorAll('#uploads tbody tr')].filter(r => r.classList.contains('done')).length === 3",
         timeout=30_000,
     )
-    assert page.locator("#uploads tbody .state").all_text_contents() == ["uploaded", "uploaded"]
-    assert page.locator("#uploads tbody .percent").all_text_contents() == ["100 %", "100 %"]
+    assert page.locator("#uploads tbody .state").all_text_contents() == ["uploaded"] * 3
+    assert page.locator("#uploads tbody .percent").all_text_contents() == ["100 %"] * 3
     bars = "[...document.querySelectorAll('#uploads tbody tr')].map(r => [r.querySelector('progress').value, Number(r.dataset.progressEvents)])"
-    assert [value for value, _ in page.evaluate(bars)] == [100, 100]
+    assert [value for value, _ in page.evaluate(bars)] == [100, 100, 100]
     assert all(events >= 1 for _, events in page.evaluate(bars))  # driven by the browser's progress events
     page.screenshot(path=str(shots(tmp_path) / "upload.png"))
     store: ObjectStore = library["store"]
@@ -488,7 +497,23 @@ def test_drag_and_drop_upload_with_progress(page: Any, library: dict[str, Any], 
         expected = bytes((i * 31 + len(name)) % 251 for i in range(size))
         got = b"".join(store.iter_chunks(f"inbox/{name}"))
         assert hashlib.sha256(got).digest() == hashlib.sha256(expected).digest()
-        store.delete(f"inbox/{name}")
+
+    # The pipeline registers the uploads (as the inbox sensor's run would); the page follows them.
+    database_url = library["database_url"]
+    registered = [register_inbox_object(store, database_url, f"inbox/{name}", "inbox/") for name in sizes]
+    wait_js(
+        page,
+        "[...document.querySelectorAll('#uploads tbody .state')].every(s => s.textContent.startsWith('registered') || s.textContent.startsWith('duplicate'))",
+    )
+    assert page.locator("#uploads tbody .state").all_text_contents() == [
+        "registered", "registered", "duplicate of first song.wav"]  # fmt: skip
+    assert registered[0].track_id == registered[2].track_id != registered[1].track_id
+    # Leave the module's library as it was: these uploads go again, through the retention code.
+    with psycopg.connect(database_url) as conn:
+        plans = plan_track_removals(conn, [r.track_id for r in registered], RemovalOptions(), "test cleanup")
+    assert (
+        len(execute_removals(database_url, store, plans, RemovalOptions(), performed_by="test").removed) == 2
+    )
 
 
 @browser_needed
@@ -511,3 +536,62 @@ def test_reader_cannot_upload_and_storage_panel(page: Any, library: dict[str, An
     assert page.locator("#by-type tbody tr").count() == 2  # flac and wav
     assert page.get_attribute("#dagster-link", "href") == "http://127.0.0.1:3000/"
     page.screenshot(path=str(shots(tmp_path) / "storage.png"), full_page=True)
+
+
+@browser_needed
+@pytest.mark.browser
+def test_settings_panel_stores_keys_without_showing_them(
+    page: Any, library: dict[str, Any], tmp_path: Path
+) -> None:
+    secret = "genius-token-from-the-page-9876-wxyz"
+    log_in(page)
+    page.click("#tabs button[data-tab=settings]")
+    page.wait_for_selector("#provider-keys tbody tr[data-provider=genius]")
+    page.select_option("#key-provider", "genius")
+    page.fill("#key-value", secret)
+    page.click("#key-form button[type=submit]")
+    wait_js(page, "document.querySelector('#settings-status').textContent.includes('saved')")
+    wait_js(
+        page,
+        "document.querySelector('#provider-keys tr[data-provider=genius] .masked').textContent === '…wxyz'",
+    )
+    assert page.input_value("#key-value") == ""  # not kept in the page
+    assert secret not in page.content()
+    with psycopg.connect(library["database_url"]) as conn:
+        stored = conn.execute("SELECT value FROM api_config WHERE key LIKE '%genius%'").fetchone()[0]
+    assert secret not in stored
+    page.screenshot(path=str(shots(tmp_path) / "settings.png"))
+    page.click("#provider-keys tr[data-provider=genius] button")
+    wait_js(
+        page, "document.querySelector('#provider-keys tr[data-provider=genius] .masked').textContent === '–'"
+    )
+
+
+@browser_needed
+@pytest.mark.browser
+def test_cleanup_preview_and_llm_notes_in_the_page(
+    page: Any, library: dict[str, Any], services: ServiceEndpoints
+) -> None:
+    notes = 'The chorus was missed <img src=x onerror="window.__pwned=1">'
+    with psycopg.connect(library["database_url"]) as conn:
+        conn.execute("UPDATE comparisons SET llm_notes = %s WHERE file_id = %s", (notes, library["hostile"]))
+    bump_generation(services.redis_url)  # as the pipeline does after writing
+    log_in(page)
+    page.click("#tabs button[data-tab=storage]")
+    page.fill("#cleanup-days", "0")
+    page.click("#cleanup-form button[type=submit]")
+    wait_js(page, "!document.querySelector('#cleanup-candidates').hidden")
+    assert page.locator("#cleanup-candidates tbody tr").count() == 3
+    assert "3 track(s)" in page.text_content("#cleanup-summary")
+    assert (
+        library["store"].stat(f"originals/{library['long'][:2]}/{library['long']}") is not None
+    )  # read-only
+    page.fill("#cleanup-days", "365")
+    page.click("#cleanup-form button[type=submit]")
+    wait_js(page, "document.querySelector('#cleanup-candidates').hidden")
+
+    page.click("#tabs button[data-tab=library]")
+    page.click(f"#library tbody tr[data-id='{library['hostile']}'] .open")
+    page.wait_for_selector("#llm-notes")
+    assert page.text_content("#llm-notes") == notes
+    assert page.evaluate("window.__pwned") is None and page.locator("#llm-notes img").count() == 0

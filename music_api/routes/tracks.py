@@ -126,7 +126,7 @@ def _track_detail(conn: Connection, track_id: str) -> TrackDetail:
             (track_id,),
         ).fetchone()
         compared = cur.execute(
-            "SELECT wer, cer, similarity, reasons, alignment, synced_lrc FROM comparisons WHERE file_id = %s"
+            "SELECT wer, cer, similarity, reasons, alignment, synced_lrc, llm_notes FROM comparisons WHERE file_id = %s"
             " ORDER BY created_at DESC LIMIT 1",
             (track_id,),
         ).fetchone()

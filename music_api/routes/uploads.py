@@ -8,11 +8,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from music_api.auth import require_admin
-from music_api.deps import Store
+from music_api.deps import Conn, Store
 from music_core.naming import inbox_key
 
 router = APIRouter(prefix="/uploads", tags=["upload"], dependencies=[Depends(require_admin)])
@@ -53,3 +53,38 @@ def presign(request: Request, body: PresignRequest, store: Store) -> PresignResp
         url = store.client.presigned_put_object(store.bucket, key, expires=EXPIRY)
         items.append(PresignedUpload(name=f.name, key=key, url=url))
     return PresignResponse(expires_in=int(EXPIRY.total_seconds()), items=items)
+
+
+class UploadStatus(BaseModel):
+    key: str
+    state: str  # waiting (still in the inbox) | registered | unknown
+    track_id: str | None = None
+    duplicate_of: str | None = None  # the first name of this content when the upload was another copy
+
+
+@router.get("/status", response_model=list[UploadStatus], summary="What became of uploaded inbox objects")
+def upload_status(
+    request: Request,
+    conn: Conn,
+    store: Store,
+    key: Annotated[list[str], Query(min_length=1, max_length=200)],
+) -> list[UploadStatus]:
+    prefix = request.app.state.settings.inbox_prefix
+    rows = conn.execute(
+        "SELECT DISTINCT ON (a.object_key) a.object_key, a.file_id, a.original_name, f.original_filename"
+        " FROM file_aliases a JOIN music_files f ON f.id = a.file_id WHERE a.object_key = ANY(%s)"
+        " ORDER BY a.object_key, a.last_seen_at DESC",
+        (key,),
+    ).fetchall()
+    registered = {r[0]: r[1:] for r in rows}
+    out = []
+    for k in dict.fromkeys(key):
+        if k in registered:
+            track_id, name, first = registered[k]
+            out.append(UploadStatus(key=k, state="registered", track_id=track_id,
+                                    duplicate_of=None if first == name else first))  # fmt: skip
+        elif k.startswith(prefix) and store.stat(k) is not None:
+            out.append(UploadStatus(key=k, state="waiting"))
+        else:
+            out.append(UploadStatus(key=k, state="unknown"))
+    return out

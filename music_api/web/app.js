@@ -159,6 +159,7 @@ function showTab(name) {
   }
   for (const section of document.querySelectorAll(".tab")) section.hidden = section.id !== `tab-${name}`;
   if (name === "storage") loadStorage();
+  if (name === "settings") loadProviderKeys();
   if (name === "export") updateSelectionInfo();
 }
 
@@ -314,7 +315,8 @@ async function openTrack(id) {
     summary.replaceChildren(
       el("p", {}, "Similarity ", el("strong", { id: "similarity" }, c.similarity === null ? "–" : `${c.similarity.toFixed(1)}`),
         " / 100", c.wer !== null ? ` · WER ${(c.wer * 100).toFixed(1)} %` : "", c.cer !== null ? ` · CER ${(c.cer * 100).toFixed(1)} %` : ""),
-      c.reasons.length ? el("ul", { id: "reasons" }, c.reasons.map((r) => el("li", {}, r))) : null);
+      c.reasons.length ? el("ul", { id: "reasons" }, c.reasons.map((r) => el("li", {}, r))) : null,
+      c.llm_notes ? el("blockquote", { id: "llm-notes", title: "language-model notes" }, c.llm_notes) : null);
   } else {
     summary.replaceChildren(el("p", { class: "hint" }, t.lyrics ? "No comparison yet." : "No official lyrics found for this track."));
   }
@@ -520,6 +522,30 @@ async function uploadFiles(fileList) {
     }
   };
   await Promise.all([worker(), worker(), worker()]);
+  const uploaded = signed.items.map((item, i) => [item, rows[i]]).filter(([item, row]) => item.key && row.classList.contains("done"));
+  if (uploaded.length) followRegistration(uploaded);
+}
+
+const REGISTRATION_POLLS = 40; // about two minutes: the inbox sensor polls every 10 s by default
+
+async function followRegistration(pairs) {
+  const pending = new Map(pairs.map(([item, row]) => [item.key, row]));
+  for (let i = 0; i < REGISTRATION_POLLS && pending.size; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    let status;
+    try {
+      const query = new URLSearchParams([...pending.keys()].map((k) => ["key", k]));
+      status = await api(`/uploads/status?${query}`);
+    } catch (_) { continue; }
+    for (const s of status) {
+      const row = pending.get(s.key);
+      if (!row || s.state !== "registered") continue;
+      row.querySelector(".state").textContent = s.duplicate_of ? `duplicate of ${s.duplicate_of}` : "registered";
+      row.classList.toggle("duplicate", Boolean(s.duplicate_of));
+      row.dataset.trackId = s.track_id;
+      pending.delete(s.key);
+    }
+  }
 }
 
 // --- storage ----------------------------------------------------------------------------------
@@ -546,6 +572,60 @@ async function loadStorage() {
   }
 }
 
+async function previewCleanup(event) {
+  event.preventDefault();
+  const params = new URLSearchParams({ older_than_days: $("cleanup-days").value, keep_originals: $("cleanup-keep").checked });
+  try {
+    const p = await api(`/storage/cleanup/preview?${params}`);
+    $("cleanup-summary").textContent = `${p.rule}: ${p.tracks} track(s), ${bytes(p.bytes)} would be freed. ${p.execute}.`;
+    document.querySelector("#cleanup-candidates tbody").replaceChildren(...p.candidates.map((c) =>
+      el("tr", {}, el("td", {}, c.filename), el("td", {}, c.genre || ""), el("td", {}, (c.last_upload || "").slice(0, 10)),
+        el("td", { class: "num" }, bytes(c.bytes)))));
+    $("cleanup-candidates").hidden = !p.candidates.length;
+  } catch (err) {
+    $("cleanup-summary").textContent = err.status === 403 ? "Cleanup preview is for admins." : `Preview failed: ${err.message}`;
+  }
+}
+
+// --- settings (admins) ------------------------------------------------------------------------
+
+async function loadProviderKeys() {
+  try {
+    const keys = await api("/config/provider-keys");
+    document.querySelector("#provider-keys tbody").replaceChildren(...keys.map((k) =>
+      el("tr", { dataset: { provider: k.provider } }, el("td", {}, k.provider), el("td", {}, k.source || "not set"),
+        el("td", { class: "masked" }, k.masked || "–"), el("td", {}, (k.updated_at || "").slice(0, 19).replace("T", " ")),
+        el("td", {}, k.source === "api_config" ? el("button", { type: "button", onclick: () => forgetKey(k.provider) }, "Forget") : null,
+          k.problem ? el("span", { class: "error" }, ` ${k.problem}`) : null))));
+    $("settings-status").textContent = "";
+  } catch (err) {
+    $("settings-status").textContent = err.status === 403 ? "Settings are for admins." : `Could not load settings: ${err.message}`;
+  }
+}
+
+async function saveKey(event) {
+  event.preventDefault();
+  const provider = $("key-provider").value;
+  try {
+    await api(`/config/provider-keys/${encodeURIComponent(provider)}`, { method: "PUT", body: { key: $("key-value").value } });
+    $("settings-status").textContent = `${provider} key saved (encrypted).`;
+  } catch (err) {
+    $("settings-status").textContent = `Not saved: ${err.message}`;
+  } finally {
+    $("key-value").value = ""; // never kept in the page
+  }
+  await loadProviderKeys();
+}
+
+async function forgetKey(provider) {
+  try {
+    await api(`/config/provider-keys/${encodeURIComponent(provider)}`, { method: "DELETE", raw: true });
+  } catch (err) {
+    $("settings-status").textContent = `Not removed: ${err.message}`;
+  }
+  await loadProviderKeys();
+}
+
 // --- wiring -----------------------------------------------------------------------------------
 
 function init() {
@@ -569,6 +649,8 @@ function init() {
     const audio = $("audio");
     if (audio.dataset.trackId) play(audio.dataset.trackId, $("now-playing").textContent);
   });
+  $("cleanup-form").addEventListener("submit", previewCleanup);
+  $("key-form").addEventListener("submit", saveKey);
   $("export-archive").addEventListener("click", exportArchive);
   $("export-csv").addEventListener("click", exportCsv);
   const zone = $("dropzone");

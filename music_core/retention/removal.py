@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from psycopg import Connection
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from music_core.db.connection import connect
@@ -70,6 +71,21 @@ def bytes_for(track: dict, options: RemovalOptions) -> int:
     if options.delete_converted and track.get("converted_path"):
         freed += track.get("converted_size") or 0
     return freed
+
+
+def plan_track_removals(
+    conn: Connection, track_ids: Sequence[str], options: RemovalOptions, reason: str
+) -> list[PlannedRemoval]:
+    """Plans for named tracks (duplicate merges, operator requests); unknown ids are ignored."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT * FROM music_files WHERE id = ANY(%s) ORDER BY seq", (list(track_ids),)
+        ).fetchall()
+    return [
+        PlannedRemoval(row["id"], row["original_filename"], row["genre"], None,
+                       tuple(object_keys_for(row, options)), bytes_for(row, options), reason)
+        for row in rows
+    ]  # fmt: skip
 
 
 def _record_intent(conn: Connection, plan: PlannedRemoval, options: RemovalOptions, who: str) -> None:

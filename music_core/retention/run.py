@@ -10,8 +10,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg.rows import dict_row
-
 from music_core.cache_generation import bump_generation
 from music_core.db.connection import connect
 from music_core.index_sync import stale_index_vectors, sync_all_indexes
@@ -27,10 +25,9 @@ from music_core.retention.orphans import find_orphans, repair_orphans
 from music_core.retention.removal import (
     PlannedRemoval,
     RemovalResult,
-    bytes_for,
     execute_removals,
     finish_pending,
-    object_keys_for,
+    plan_track_removals,
 )
 from music_core.retention.rules import RetentionRule, plan_retention
 from music_core.storage import ObjectStore
@@ -219,15 +216,9 @@ def run_duplicates(
         total = RemovalResult()
         for group in groups:
             other_ids = [c.track_id for c in group.others]
-            with connect(database_url) as conn, conn.cursor(row_factory=dict_row) as cur:
+            with connect(database_url) as conn:
                 merge_aliases(conn, group.keep.track_id, other_ids)
-                rows = cur.execute("SELECT * FROM music_files WHERE id = ANY(%s)", (other_ids,)).fetchall()
-            reason = f"duplicate of {group.keep.track_id}"
-            plans = [
-                PlannedRemoval(row["id"], row["original_filename"], row["genre"], None,
-                               tuple(object_keys_for(row, options)), bytes_for(row, options), reason)
-                for row in rows
-            ]  # fmt: skip
+                plans = plan_track_removals(conn, other_ids, options, f"duplicate of {group.keep.track_id}")
             result = execute_removals(database_url, store, plans, options, performed_by=performed_by)
             total.removed += result.removed
             total.tracks_deleted += result.tracks_deleted
