@@ -19,10 +19,11 @@ _CONTEXT = b"music-analyzer/signed-stream-url/v1"
 
 
 def signing_key(settings: Settings) -> bytes:
-    """Derived from the API token, so every worker of one deployment agrees; else random per process
-    (then links only work against the worker that issued them)."""
-    if settings.api_token:
-        return hmac.new(settings.api_token.get_secret_value().encode(), _CONTEXT, hashlib.sha256).digest()
+    """Derived from MUSIC_SECRET_KEY (else the API token), so every worker of one deployment agrees;
+    with neither, random per process (then links only work against the worker that issued them)."""
+    for secret in (settings.secret_key, settings.api_token):
+        if secret and secret.get_secret_value():
+            return hmac.new(secret.get_secret_value().encode(), _CONTEXT, hashlib.sha256).digest()
     return secrets.token_bytes(32)
 
 
