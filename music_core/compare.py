@@ -11,15 +11,18 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+from typing import Any
 
+from music_core.lyrics_sync import LineTiming, TimedWord, sync_line_timings
 from music_core.text.metrics import char_error_rate, edit_distance
 
 _CONTRACTIONS = {
     "won't": "will not", "can't": "can not", "cannot": "can not", "ain't": "is not", "gonna": "going to",
     "wanna": "want to", "gotta": "got to", "'cause": "because", "cuz": "because", "y'all": "you all",
-    "o'er": "over", "'til": "until", "till": "until",
+    "o'er": "over", "'til": "until", "till": "until", "mr": "mister", "mrs": "missus", "dr": "doctor",
 }  # fmt: skip
 _SUFFIXES = {"n't": " not", "'re": " are", "'ll": " will", "'ve": " have", "'m": " am", "'d": " would"}
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
@@ -167,33 +170,30 @@ def compare(lyrics: str, transcript: str) -> Comparison:
     )
 
 
-def sync_lines(lyrics: str, words: list[tuple[float, float, str]]) -> list[tuple[float, str]]:
-    """Start time of each lyrics line from the transcript's word timestamps (LRC-ready).
+def timed_words(words: Sequence[tuple[Any, ...]]) -> list[TimedWord]:
+    """Transcript words (start, end, word[, probability]) normalised like the lyrics; a word that
+    normalises to several (can't -> can not) shares its time span evenly."""
+    out: list[TimedWord] = []
+    for item in words:
+        start, end, word = float(item[0]), float(item[1]), str(item[2])
+        probability = float(item[3]) if len(item) > 3 and item[3] is not None else 1.0
+        pieces = normalise_words(word)
+        step = max(0.0, end - start) / len(pieces) if pieces else 0.0
+        for k, piece in enumerate(pieces):
+            out.append(TimedWord(start + k * step, start + (k + 1) * step, piece, probability))
+    return out
 
-    A line takes the start of its first word found in the alignment; lines with no match are placed
-    evenly between their timed neighbours, so times never go backwards."""
-    lines, ref, owner = _line_words(lyrics)
-    hyp: list[str] = []
-    hyp_time: list[float] = []
-    for start, _end, word in words:
-        for piece in normalise_words(word):
-            hyp.append(piece)
-            hyp_time.append(start)
-    starts: list[float | None] = [None] * len(lines)
-    for block in SequenceMatcher(a=ref, b=hyp, autojunk=False).get_matching_blocks():
-        for k in range(block.size):
-            line = owner[block.a + k]
-            if starts[line] is None:
-                starts[line] = hyp_time[block.b + k]
-    known = [(i, t) for i, t in enumerate(starts) if t is not None]
-    end_time = words[-1][1] if words else 0.0
-    filled: list[float] = []
-    for i in range(len(lines)):
-        if starts[i] is not None:
-            value = float(starts[i])  # type: ignore[arg-type]
-        else:
-            before = next(((j, t) for j, t in reversed(known) if j < i), (-1, 0.0))
-            after = next(((j, t) for j, t in known if j > i), (len(lines), max(end_time, before[1])))
-            value = before[1] + (after[1] - before[1]) * (i - before[0]) / (after[0] - before[0])
-        filled.append(max(value, filled[-1]) if filled else value)
-    return list(zip(filled, lines, strict=True))
+
+def sync_lyrics(
+    lyrics: str, words: Sequence[tuple[Any, ...]], segment_starts: Sequence[float] | None = None
+) -> list[LineTiming]:
+    """Each non-empty lyrics line with its start time, method and confidence (see music_core.lyrics_sync)."""
+    lines = [line.strip() for line in lyrics.splitlines() if normalise_words(line)]
+    line_words = [normalise_words(line) for line in lines]
+    return sync_line_timings(lines, line_words, timed_words(words), list(segment_starts or []))
+
+
+def sync_lines(lyrics: str, words: Sequence[tuple[Any, ...]]) -> list[tuple[float, str]]:
+    """Start time of each lyrics line from the transcript's word timestamps (LRC-ready); times never go
+    backwards. Lines nothing anchors are estimated (see sync_lyrics for which)."""
+    return [(t.start, t.line) for t in sync_lyrics(lyrics, words)]

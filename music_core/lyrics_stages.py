@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-import statistics
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from music_core import ml_stages
-from music_core.compare import compare, sync_lines
+from music_core.compare import Comparison, compare, normalise_words, sync_lyrics
 from music_core.db import lyrics as lyrics_db
 from music_core.embed.embedder import SentenceEmbedder
+from music_core.llm.prompt import prompt_input
+from music_core.llm.types import AnalystError, ComparisonAnalyst
 from music_core.lyrics.lrc import format_lrc, parse_lrc
 from music_core.lyrics.registry import find_lyrics
 from music_core.lyrics.types import LyricsProvider
+from music_core.lyrics_sync import LineTiming, timing_difference
 from music_core.stages import (
     COMPARISON,
     LYRICS,
@@ -24,6 +27,8 @@ from music_core.stages import (
     guarded,
     upstream_blocked,
 )
+
+log = logging.getLogger(__name__)
 
 
 def lyrics_stage(
@@ -78,37 +83,80 @@ def lyrics_stage(
 
 
 def _timing_difference(ours: list[tuple[float, str]], theirs: str) -> dict[str, Any] | None:
-    reference = parse_lrc(theirs)
-    if not reference or len(reference) != len(ours):
-        return None
-    diffs = [abs(a[0] - b[0]) for a, b in zip(ours, reference, strict=True)]
-    return {
-        "lines": len(diffs),
-        "median_s": round(statistics.median(diffs), 3),
-        "max_s": round(max(diffs), 3),
-    }
+    """Our synced lines against the provider's (LRCLIB, a sidecar .lrc, SYLT), paired by line text."""
+    return timing_difference(ours, parse_lrc(theirs), lambda line: " ".join(normalise_words(line)))
 
 
-def _compare(ctx: StageContext, track_id: str) -> StageOutcome:
-    blocked = upstream_blocked(ctx, track_id, LYRICS)
-    if blocked:
-        return blocked
-    with ctx.connection() as conn:
-        found = lyrics_db.current_lyrics(conn, track_id)
-        row = conn.execute(
-            "SELECT transcription_text, words FROM transcriptions WHERE file_id = %s ORDER BY created_at DESC LIMIT 1",
-            (track_id,),
-        ).fetchone()
-    if found is None or not found["lyrics_text"]:
-        return StageOutcome(track_id, "skipped", "instrumental: nothing to compare")
-    transcript, words = (row[0] or "", row[1] or []) if row else ("", [])
-    result = compare(found["lyrics_text"], transcript)
-    timed = sync_lines(found["lyrics_text"], [(w["start"], w["end"], w["word"]) for w in words])
-    timing = _timing_difference(timed, found["synced_lyrics"]) if found["synced_lyrics"] else None
-    with ctx.connection() as conn:
-        lyrics_db.save_comparison(conn, track_id, str(found["id"]), result, format_lrc(timed), timing)
-    details = {"similarity": result.similarity, "wer": result.wer, "lrc_timing": timing}
-    return StageOutcome(track_id, "done", details=details)
+def _with_timings(result: Comparison, synced: list[LineTiming]) -> Comparison:
+    """Each line's match share plus its start, method (matched | heard | interpolated), confidence and
+    whether the time is estimated: stored with the comparison and shown by the API."""
+    lines = [
+        {**m, **{k: v for k, v in t.as_dict().items() if k != "line"}}
+        for m, t in zip(result.line_matches, synced, strict=True)
+    ]
+    return dataclasses.replace(result, line_matches=lines)
 
 
-compare_stage = guarded(COMPARISON, _compare)
+def _llm_note(
+    analyst: ComparisonAnalyst | None, lyrics: str, transcript: str, result: Comparison
+) -> tuple[str | None, str | None]:
+    """(note, warning): the analyst's note, or why there is none; never raises."""
+    if analyst is None:
+        return None, None
+    try:
+        return analyst.analyse(prompt_input(lyrics, transcript, result)).text, None
+    except AnalystError as exc:
+        return None, f"llm analysis failed: {exc}"
+    except Exception as exc:  # noqa: BLE001 - an optional note must never fail the comparison
+        log.warning("llm analysis failed: %s", type(exc).__name__)
+        return None, f"llm analysis failed: {type(exc).__name__}"
+
+
+def comparison_stage(
+    analyst: ComparisonAnalyst | None = None, load_warning: str | None = None
+) -> Callable[[StageContext, str], StageOutcome]:
+    """Compare the transcript with the current lyrics; with an ``analyst``, add its note (llm_notes).
+    ``load_warning`` (the analyst could not be built) is recorded on every track instead."""
+
+    def work(ctx: StageContext, track_id: str) -> StageOutcome:
+        blocked = upstream_blocked(ctx, track_id, LYRICS)
+        if blocked:
+            return blocked
+        with ctx.connection() as conn:
+            found = lyrics_db.current_lyrics(conn, track_id)
+            row = conn.execute(
+                "SELECT transcription_text, words, segments FROM transcriptions WHERE file_id = %s"
+                " ORDER BY created_at DESC LIMIT 1",
+                (track_id,),
+            ).fetchone()
+        if found is None or not found["lyrics_text"]:
+            return StageOutcome(track_id, "skipped", "instrumental: nothing to compare")
+        transcript, words, segments = (row[0] or "", row[1] or [], row[2] or []) if row else ("", [], [])
+        synced = sync_lyrics(
+            found["lyrics_text"],
+            [(w["start"], w["end"], w["word"], w.get("probability")) for w in words],
+            [s["start"] for s in segments],
+        )
+        timed = [(t.start, t.line) for t in synced]
+        result = _with_timings(compare(found["lyrics_text"], transcript), synced)
+        timing = _timing_difference(timed, found["synced_lyrics"]) if found["synced_lyrics"] else None
+        note, warning = _llm_note(analyst, found["lyrics_text"], transcript, result)
+        warnings = tuple(w for w in (load_warning, warning) if w)
+        with ctx.connection() as conn:
+            lyrics_db.save_comparison(
+                conn, track_id, str(found["id"]), result, format_lrc(timed), timing, llm_notes=note
+            )
+        details: dict[str, Any] = {
+            "similarity": result.similarity,
+            "wer": result.wer,
+            "lrc_timing": timing,
+            "lines_estimated": sum(t.estimated for t in synced),
+        }
+        if note is not None:
+            details["llm_model"] = analyst.model_id  # type: ignore[union-attr]
+        return StageOutcome(track_id, "done", warnings=warnings, details=details)
+
+    return guarded(COMPARISON, work)
+
+
+compare_stage = comparison_stage()  # without LLM notes

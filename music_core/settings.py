@@ -88,6 +88,18 @@ class Settings(BaseSettings):
     )
     embedding_threads: int = Field(1, ge=1)
     embedding_chunk_words: int = Field(128, ge=16)
+    llm_backend: str = Field(
+        "", description="LLM notes on comparisons: empty = off | transformers | openai (compatible endpoint)."
+    )
+    llm_model: str | None = Field(
+        None, description="transformers: model folder or hub id; openai: model name."
+    )
+    llm_url: str | None = Field(
+        None, description="Base URL of an OpenAI-compatible endpoint (backend openai)."
+    )
+    llm_api_key: SecretStr | None = Field(None, description="Bearer key for llm_url (never logged).")
+    llm_max_new_tokens: int = Field(256, ge=1, le=1024, description="Longest answer, in tokens.")
+    llm_threads: int = Field(2, ge=1, description="torch CPU threads for the transformers backend.")
 
     lyrics_providers: list[str] = Field(
         default_factory=lambda: ["tags", "sidecar", "lrclib"], description="Lyrics sources, in order."

@@ -16,7 +16,7 @@ from music_pipeline.defs.partitions import tracks_partitions
 from music_pipeline.defs.retention.jobs import duplicates_job, orphan_sweep_job, retention_job
 from music_pipeline.defs.retention.schedules import build_schedules
 from music_pipeline.defs.retention.storage_stats import storage_stats_job, storage_stats_snapshot
-from music_pipeline.ml_resources import AsrResource, EmbedderResource
+from music_pipeline.ml_resources import AsrResource, EmbedderResource, LlmResource
 from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
 
 PER_TRACK_ASSETS = [audio_file, converted_audio, transcription, embedding, lyrics, comparison]
@@ -65,6 +65,13 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
         ),
         "lyrics_sources": LyricsResource(
             providers=s.lyrics_providers, lrclib_url=s.lrclib_url, cache_url=dg.EnvVar("MUSIC_REDIS_URL")
+        ),
+        "llm": LlmResource(
+            backend=s.llm_backend,
+            model=s.llm_model,
+            url=s.llm_url,
+            max_new_tokens=s.llm_max_new_tokens,
+            threads=s.llm_threads,
         ),
     }
 

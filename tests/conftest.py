@@ -20,7 +20,7 @@ from music_core.storage import ObjectStore
 from music_pipeline import definitions
 from music_pipeline.defs.ingest.sensors import inbox_sensor, new_tracks_sensor
 from music_pipeline.defs.lyrics.assets import LyricsResource
-from music_pipeline.ml_resources import AsrResource, EmbedderResource
+from music_pipeline.ml_resources import AsrResource, EmbedderResource, LlmResource
 from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
 
 APP_TABLES = "music_files, search_history, api_config, cleanup_log, storage_stats, removal_intents"
@@ -127,6 +127,7 @@ def resources(services: ServiceEndpoints, store: ObjectStore, db_url: str) -> di
         "asr": AsrResource(threads=2),
         "embedder": EmbedderResource(),
         "lyrics_sources": LyricsResource(providers=["tags", "sidecar"]),
+        "llm": LlmResource(),  # off, as by default
     }
 
 

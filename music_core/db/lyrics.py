@@ -125,7 +125,13 @@ def current_lyrics(conn: Connection, track_id: str) -> dict[str, Any] | None:
 
 
 def save_comparison(
-    conn: Connection, track_id: str, lyrics_id: str, c: Comparison, lrc: str, timing: dict[str, Any] | None
+    conn: Connection,
+    track_id: str,
+    lyrics_id: str,
+    c: Comparison,
+    lrc: str,
+    timing: dict[str, Any] | None,
+    llm_notes: str | None = None,
 ) -> None:
     conn.execute("DELETE FROM comparisons WHERE file_id = %s", (track_id,))
     conn.execute(
@@ -135,5 +141,5 @@ def save_comparison(
         """,
         (track_id, lyrics_id, c.wer, c.cer, c.similarity,
          Jsonb({"ops": [op.__dict__ for op in c.alignment], "lines": c.line_matches, "lrc_timing": timing}),
-         Jsonb(c.reasons), lrc, None),
+         Jsonb(c.reasons), lrc, llm_notes),
     )  # fmt: skip

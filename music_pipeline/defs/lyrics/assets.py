@@ -10,7 +10,7 @@ from music_core.settings import Settings
 from music_pipeline.defs.analysis.assets import EMBEDDING_VERSION
 from music_pipeline.defs.audio.assets import BATCH_POLICY, stage_metadata
 from music_pipeline.defs.partitions import tracks_partitions
-from music_pipeline.ml_resources import EmbedderResource
+from music_pipeline.ml_resources import EmbedderResource, LlmResource
 from music_pipeline.resources import (
     DatabaseResource,
     ObjectStoreResource,
@@ -67,16 +67,20 @@ def lyrics(
     code_version="1",
     deps=[lyrics],
     kinds={"python", "postgres"},
-    description="WER, CER, similarity 0-100, aligned word diff, possible reasons, and synced lyrics (LRC).",
+    description="WER, CER, similarity 0-100, aligned word diff, possible reasons, synced lyrics (LRC), and "
+    "optional LLM notes (off unless MUSIC_LLM_BACKEND is set).",
 )
 def comparison(
     context: dg.AssetExecutionContext,
     db: DatabaseResource,
     storage: ObjectStoreResource,
     pipeline: PipelineConfigResource,
+    llm: LlmResource,
 ) -> dg.MaterializeResult:
+    analyst, load_warning = llm.analyst()  # None unless MUSIC_LLM_BACKEND is set
+    if load_warning:
+        context.log.warning(load_warning)
+    stage = lyrics_stages.comparison_stage(analyst, load_warning)
     with open_stage_context(context, db, storage, pipeline) as ctx:
-        outcomes = stages.run_batch(
-            ctx, lyrics_stages.compare_stage, context.partition_keys, pipeline.workers
-        )
+        outcomes = stages.run_batch(ctx, stage, context.partition_keys, pipeline.workers)
     return dg.MaterializeResult(metadata=stage_metadata(outcomes))
