@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench-ingest bench-asr bench-embed bench-lyrics bench-retention clean-data venv browser
+.PHONY: run test lint format bench-ingest bench-asr bench-embed bench-lyrics bench-retention bench-api clean-data venv browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ bench-lyrics: $(STAMP)
 
 bench-retention: $(STAMP)
 	$(BIN)/python bench/bench_retention.py $(BENCH_ARGS)
+
+bench-api: $(STAMP)
+	$(BIN)/python bench/bench_api.py $(BENCH_ARGS)
 
 clean-data:
 	rm -rf .data

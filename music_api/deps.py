@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
@@ -21,9 +24,42 @@ def get_pool(request: Request) -> ConnectionPool:
     return request.app.state.pool
 
 
-def get_conn(pool: Annotated[ConnectionPool, Depends(get_pool)]) -> Iterator[Connection]:
-    with pool.connection() as conn:
-        yield conn
+def _slots(request: Request, pool: ConnectionPool) -> asyncio.Semaphore:
+    """One semaphore per pool (a new lifespan makes a new pool, maybe on a new event loop). Created on the
+    event loop with no await between the check and the set, so two requests cannot both create one."""
+    owner, slots = getattr(request.app.state, "db_slots", (None, None))
+    if owner is not pool or slots is None:
+        slots = asyncio.Semaphore(pool.max_size)
+        request.app.state.db_slots = (pool, slots)
+    return slots
+
+
+async def get_conn(
+    request: Request, pool: Annotated[ConnectionPool, Depends(get_pool)]
+) -> AsyncIterator[Connection]:
+    """A pooled connection, committed on success and rolled back on error.
+
+    Requests queue for a connection on the event loop (a semaphore as large as the pool), not in a worker
+    thread: with more waiting requests than threads, threads blocked in ``pool.getconn`` would starve the
+    requests that hold connections of the threads they need to finish (every request then stalls until
+    the pool times out). Measured with 100 concurrent clients by ``make bench-api``."""
+    async with _slots(request, pool):
+        manager = pool.connection()
+        conn = await run_in_threadpool(manager.__enter__)  # not abandoned on cancel: we always get it back
+        error: BaseException | None = None
+        try:
+            yield conn
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):  # a cancelled request still returns its connection
+                await run_in_threadpool(
+                    manager.__exit__,
+                    type(error) if error else None,
+                    error,
+                    error.__traceback__ if error else None,
+                )
 
 
 def get_store(request: Request) -> ObjectStore:

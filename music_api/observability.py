@@ -38,6 +38,11 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+def _has_nul(request: Request) -> bool:
+    raw = request.scope.get("query_string", b"") + (request.scope.get("raw_path") or b"")
+    return b"%00" in raw or b"\x00" in raw or "\x00" in request.url.path
+
+
 def install(app: FastAPI) -> None:
     metrics = Metrics()
     app.state.metrics = metrics
@@ -57,6 +62,8 @@ def install(app: FastAPI) -> None:
                 status_code=429,
                 headers={"Retry-After": str(retry)},
             )
+        elif _has_nul(request):  # PostgreSQL text cannot hold NUL: refuse it here, for every route
+            response = JSONResponse({"detail": "NUL characters are not allowed in the URL"}, status_code=422)
         else:
             response = await call_next(request)
         elapsed = time.perf_counter() - started

@@ -205,3 +205,12 @@ def test_without_redis_the_api_answers_unlimited(
     )
     with TestClient(create_app(settings, warm_up=False)) as c:
         assert [c.get("/tracks", headers=AUTH).status_code for _ in range(5)] == [200] * 5
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/search?q=a%00b", "/tracks?q=%00", "/uploads/status?key=inbox/%00", "/tracks?genre=Rock%00"],
+)
+def test_nul_characters_are_client_errors(client: TestClient, path: str) -> None:
+    r = client.get(path, headers=AUTH)
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
