@@ -27,19 +27,35 @@ class Mode(StrEnum):
     fulltext = "fulltext"
 
 
+# Candidates come from the two GIN indexes separately (an OR across a lateral join would scan every
+# track); only the top rows are joined back for the ordering tie-break and the snippet.
 _FULLTEXT_SQL = """
-WITH q AS (SELECT websearch_to_tsquery('english', %(q)s) AS en, websearch_to_tsquery('simple', %(q)s) AS simple)
-SELECT f.id,
-       ts_rank_cd(coalesce(t.search_tsv, ''::tsvector), q.en) + ts_rank_cd(f.search_tsv, q.simple) AS rank,
+WITH q AS (SELECT websearch_to_tsquery('english', %(q)s) AS en, websearch_to_tsquery('simple', %(q)s) AS simple),
+transcript_hits AS (
+    SELECT DISTINCT ON (t.file_id) t.file_id, ts_rank_cd(t.search_tsv, q.en) AS rank
+    FROM transcriptions t, q WHERE t.search_tsv @@ q.en
+    ORDER BY t.file_id, t.created_at DESC
+),
+name_hits AS (
+    SELECT f.id AS file_id, ts_rank_cd(f.search_tsv, q.simple) AS rank
+    FROM music_files f, q WHERE f.search_tsv @@ q.simple
+),
+ranked AS (
+    SELECT h.file_id, sum(h.rank) AS rank, min(f.seq) AS seq
+    FROM (SELECT * FROM transcript_hits UNION ALL SELECT * FROM name_hits) h
+    JOIN music_files f ON f.id = h.file_id
+    GROUP BY h.file_id
+    ORDER BY rank DESC, seq
+    LIMIT %(limit)s
+)
+SELECT r.file_id, r.rank,
        ts_headline('english', coalesce(t.transcription_text, ''), q.en,
                    'MaxFragments=1, MaxWords=24, MinWords=6, StartSel=«, StopSel=»') AS snippet
-FROM q, music_files f
+FROM ranked r CROSS JOIN q
 LEFT JOIN LATERAL (
-    SELECT search_tsv, transcription_text FROM transcriptions WHERE file_id = f.id ORDER BY created_at DESC LIMIT 1
+    SELECT transcription_text FROM transcriptions WHERE file_id = r.file_id ORDER BY created_at DESC LIMIT 1
 ) t ON true
-WHERE t.search_tsv @@ q.en OR f.search_tsv @@ q.simple
-ORDER BY rank DESC, f.seq
-LIMIT %(limit)s
+ORDER BY r.rank DESC, r.seq
 """
 
 _CHUNKS_SQL = "SELECT id, file_id, content FROM embeddings WHERE id = ANY(%s)"
