@@ -376,6 +376,7 @@ def test_track_view_shows_hostile_text_literally(page: Any, library: dict[str, A
     assert '<script>window.__pwned = "script"</script>' in lyrics
     assert "<img src=x onerror=\"window.__pwned='img'\">" in lyrics
     assert page.text_content("#track-title") == HOSTILE_NAME
+    assert "null" not in page.text_content("#track")  # no empty placeholder shown as text
     for box in ("#lyrics-lines", "#diff", "#track", "#library"):
         assert page.locator(f"{box} script, {box} img").count() == 0
     assert page.evaluate("window.__pwned") is None
@@ -593,5 +594,6 @@ def test_cleanup_preview_and_llm_notes_in_the_page(
     page.click("#tabs button[data-tab=library]")
     page.click(f"#library tbody tr[data-id='{library['hostile']}'] .open")
     page.wait_for_selector("#llm-notes")
+    assert "null" not in page.text_content("#track")  # no placeholder leaks into the view
     assert page.text_content("#llm-notes") == notes
     assert page.evaluate("window.__pwned") is None and page.locator("#llm-notes img").count() == 0

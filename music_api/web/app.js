@@ -303,20 +303,22 @@ async function openTrack(id) {
 
   const stem = t.filename.split("/").pop().replace(/\.[^.]*$/, "") || "track";
   const dl = (label, path, name) => el("button", { type: "button", onclick: () => downloadFrom(path, {}, name).catch((e) => alert(e.message)) }, label);
-  $("track-downloads").replaceChildren(
+  $("track-downloads").replaceChildren(...[
     el("button", { type: "button", class: "play", onclick: () => play(t.id, t.filename) }, "▶ Play"),
     t.transcription ? dl("Transcript TXT", `/tracks/${t.id}/transcription.txt`, `${stem}.txt`) : null,
     t.lyrics && t.lyrics.text ? dl("Lyrics TXT", `/tracks/${t.id}/lyrics.txt`, `${stem}.lyrics.txt`) : null,
-    t.comparison && t.comparison.synced_lrc ? dl("LRC", `/tracks/${t.id}/lyrics.lrc`, `${stem}.lrc`) : null);
+    t.comparison && t.comparison.synced_lrc ? dl("LRC", `/tracks/${t.id}/lyrics.lrc`, `${stem}.lrc`) : null,
+  ].filter(Boolean));
 
   const c = t.comparison;
   const summary = $("comparison-summary");
   if (c) {
-    summary.replaceChildren(
+    summary.replaceChildren(...[
       el("p", {}, "Similarity ", el("strong", { id: "similarity" }, c.similarity === null ? "–" : `${c.similarity.toFixed(1)}`),
         " / 100", c.wer !== null ? ` · WER ${(c.wer * 100).toFixed(1)} %` : "", c.cer !== null ? ` · CER ${(c.cer * 100).toFixed(1)} %` : ""),
       c.reasons.length ? el("ul", { id: "reasons" }, c.reasons.map((r) => el("li", {}, r))) : null,
-      c.llm_notes ? el("blockquote", { id: "llm-notes", title: "language-model notes" }, c.llm_notes) : null);
+      c.llm_notes ? el("blockquote", { id: "llm-notes", title: "language-model notes" }, c.llm_notes) : null,
+    ].filter(Boolean)); // replaceChildren would show a null as the text "null"
   } else {
     summary.replaceChildren(el("p", { class: "hint" }, t.lyrics ? "No comparison yet." : "No official lyrics found for this track."));
   }
