@@ -41,28 +41,25 @@ def sync_index(store: ObjectStore, conn: Connection, model_id: str) -> IndexSync
     return IndexSync(manifest, added, removed, count)
 
 
-def indexed_models(store: ObjectStore) -> list[str]:
-    """Model ids that have an index in the bucket."""
-    models = []
-    for obj in store.list("indexes/"):
-        if obj.key.endswith("/latest.json"):
-            models.append(json.loads(b"".join(store.iter_chunks(obj.key)))["model_id"])
-    return models
+def indexed_manifests(store: ObjectStore) -> list[faiss_index.IndexManifest]:
+    """The latest manifest of every model that has an index in the bucket."""
+    return [
+        faiss_index.IndexManifest(**json.loads(b"".join(store.iter_chunks(obj.key))))
+        for obj in store.list("indexes/")
+        if obj.key.endswith("/latest.json")
+    ]
 
 
 def sync_all_indexes(store: ObjectStore, conn: Connection) -> dict[str, int]:
     """After removals: every model's index drops the vectors that are gone. Returns removed per model."""
-    return {model_id: sync_index(store, conn, model_id).removed for model_id in indexed_models(store)}
+    return {m.model_id: sync_index(store, conn, m.model_id).removed for m in indexed_manifests(store)}
 
 
 def stale_index_vectors(store: ObjectStore, conn: Connection) -> dict[str, int]:
     """Per model: vectors in the latest FAISS index whose pgvector row is gone (read-only)."""
     stale = {}
-    for model_id in indexed_models(store):
-        manifest = faiss_index.load_manifest(store, model_id)
-        if manifest is None:
-            continue
+    for manifest in indexed_manifests(store):
         present = faiss_index.index_ids(faiss_index.load_index(store, manifest))
-        rows = analysis.embedding_ids(conn, model_id)
-        stale[model_id] = int(np.setdiff1d(present, rows).size)
+        rows = analysis.embedding_ids(conn, manifest.model_id)
+        stale[manifest.model_id] = int(np.setdiff1d(present, rows).size)
     return stale

@@ -125,23 +125,17 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
 @contextmanager
 def _partition_forgetter(settings: Settings) -> Iterator[Any]:
-    """Removed tracks leave Dagster's dynamic partitions too (the same instance the UI shows)."""
+    """The Dagster instance the UI shows, and a callback that drops removed tracks' partitions."""
+    import functools
+
     import dagster as dg
 
-    from music_pipeline.defs.partitions import tracks_partitions
+    from music_pipeline.defs.partitions import forget_partitions
     from music_pipeline.instance import prepare_dagster_home
 
     instance = dg.DagsterInstance.from_config(str(prepare_dagster_home(settings)))
-    name = tracks_partitions.name
-
-    def forget(track_ids: Sequence[str]) -> None:
-        existing = set(instance.get_dynamic_partitions(name))
-        for track_id in track_ids:
-            if track_id in existing:
-                instance.delete_dynamic_partition(name, track_id)
-
     try:
-        yield instance, forget
+        yield instance, functools.partial(forget_partitions, instance)
     finally:
         instance.dispose()
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from music_core.batching import SIDECAR_SUFFIXES
+from music_core.db import tracks
 from music_core.db.connection import connect
 from music_core.db.locks import release_exclusive_track_lock, try_exclusive_track_lock
 from music_core.naming import converted_key, sidecar_key
@@ -27,7 +29,6 @@ from music_core.stages import COMPARISON, CONVERTED_AUDIO, EMBEDDING, LYRICS, TR
 from music_core.storage import ObjectStore
 
 log = logging.getLogger(__name__)
-SIDECAR_SUFFIXES = (".lrc", ".txt")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,14 @@ class RemovalResult:
     failed: dict[str, str] = field(default_factory=dict)
     bytes_freed: int = 0
     vectors_removed: bool = False
+
+    def add(self, other: RemovalResult) -> None:
+        self.removed += other.removed
+        self.tracks_deleted += other.tracks_deleted
+        self.deferred += other.deferred
+        self.failed.update(other.failed)
+        self.bytes_freed += other.bytes_freed
+        self.vectors_removed |= other.vectors_removed
 
 
 def object_keys_for(track: dict, options: RemovalOptions) -> list[str]:
@@ -151,6 +160,35 @@ def _delete_objects(store: ObjectStore, keys: Sequence[str]) -> None:
         store.delete(key)  # S3 DELETE of a missing key succeeds: reruns are harmless
 
 
+def _remove_locked(
+    conn: Connection,
+    store: ObjectStore,
+    track_id: str,
+    result: RemovalResult,
+    options: RemovalOptions,
+    size: int,
+    steps: Callable[[], None],
+) -> None:
+    """Run one track's removal ``steps`` under its exclusive lock and account for the outcome."""
+    if not try_exclusive_track_lock(conn, track_id):
+        result.deferred.append(track_id)  # a stage or registration holds it: the next run retries
+        return
+    try:
+        steps()
+    except Exception as exc:  # noqa: BLE001 - the intent stays; the next run finishes it
+        conn.rollback()
+        log.exception("removal of %s failed", track_id)
+        result.failed[track_id] = f"{type(exc).__name__}: {exc}"[:300]
+    else:
+        result.removed.append(track_id)
+        if options.delete_db_entries:
+            result.tracks_deleted.append(track_id)
+        result.bytes_freed += size
+        result.vectors_removed |= options.delete_vectors
+    finally:
+        release_exclusive_track_lock(conn, track_id)
+
+
 def execute_removals(
     database_url: str,
     store: ObjectStore,
@@ -163,31 +201,15 @@ def execute_removals(
     result = RemovalResult()
     with connect(database_url) as conn:
         for plan in plans:
-            if not try_exclusive_track_lock(conn, plan.track_id):
-                result.deferred.append(plan.track_id)
-                continue
-            try:
-                if (
-                    conn.execute("SELECT 1 FROM music_files WHERE id = %s", (plan.track_id,)).fetchone()
-                    is None
-                ):
-                    conn.commit()
-                    continue  # removed meanwhile (another run); nothing left to do
+
+            def steps(plan: PlannedRemoval = plan) -> None:
                 _record_intent(conn, plan, options, performed_by)
                 _delete_objects(store, plan.object_keys)
                 _apply_rows(conn, plan.track_id, options)
-            except Exception as exc:  # noqa: BLE001 - the intent stays; the next run finishes it
-                conn.rollback()
-                log.exception("removal of %s failed", plan.track_id)
-                result.failed[plan.track_id] = f"{type(exc).__name__}: {exc}"[:300]
-            else:
-                result.removed.append(plan.track_id)
-                if options.delete_db_entries:
-                    result.tracks_deleted.append(plan.track_id)
-                result.bytes_freed += plan.bytes
-                result.vectors_removed |= options.delete_vectors
-            finally:
-                release_exclusive_track_lock(conn, plan.track_id)
+
+            if tracks.exists(conn, plan.track_id):  # else removed meanwhile by another run
+                _remove_locked(conn, store, plan.track_id, result, options, plan.bytes, steps)
+            conn.commit()
     return result
 
 
@@ -201,21 +223,12 @@ def finish_pending(database_url: str, store: ObjectStore) -> RemovalResult:
         conn.commit()
         for track_id, actions, keys, size in pending:
             options = RemovalOptions.from_dict(actions)
-            if not try_exclusive_track_lock(conn, track_id):
-                result.deferred.append(track_id)
-                continue
-            try:
+
+            def steps(
+                track_id: str = track_id, keys: list[str] = keys, options: RemovalOptions = options
+            ) -> None:
                 _delete_objects(store, keys)
                 _apply_rows(conn, track_id, options)
-            except Exception as exc:  # noqa: BLE001
-                conn.rollback()
-                result.failed[track_id] = f"{type(exc).__name__}: {exc}"[:300]
-            else:
-                result.removed.append(track_id)
-                if options.delete_db_entries:
-                    result.tracks_deleted.append(track_id)
-                result.bytes_freed += size
-                result.vectors_removed |= options.delete_vectors
-            finally:
-                release_exclusive_track_lock(conn, track_id)
+
+            _remove_locked(conn, store, track_id, result, options, size, steps)
     return result

@@ -11,12 +11,6 @@ from psycopg.rows import dict_row
 from music_core.retention.options import RemovalOptions
 from music_core.retention.removal import PlannedRemoval, bytes_for, object_keys_for
 
-# A track's age counts from its latest upload: content uploaded again is young again.
-_LAST_UPLOAD = (
-    "GREATEST(f.uploaded_at, COALESCE((SELECT max(a.last_seen_at) FROM file_aliases a "
-    "WHERE a.file_id = f.id), f.uploaded_at))"
-)
-
 
 @dataclass(frozen=True)
 class RetentionRule:
@@ -46,12 +40,17 @@ def plan_retention(
     now = now or dt.datetime.now(dt.UTC)
     cutoff = now - dt.timedelta(days=rule.older_than_days)
     o = rule.options
-    sql = f"""
-        SELECT f.id, f.original_filename, f.genre, f.storage_path, f.file_size, f.converted_path,
-               f.converted_size, f.original_removed_at, {_LAST_UPLOAD} AS last_upload
-        FROM music_files f
-        WHERE {_LAST_UPLOAD} < %(cutoff)s
-          AND (%(genre)s::text IS NULL OR f.genre = %(genre)s)
+    # A track's age counts from its latest upload: content uploaded again is young again.
+    sql = """
+        SELECT * FROM (
+            SELECT f.id, f.original_filename, f.genre, f.storage_path, f.file_size, f.converted_path,
+                   f.converted_size, f.original_removed_at, f.seq,
+                   GREATEST(f.uploaded_at, (SELECT max(a.last_seen_at) FROM file_aliases a
+                                            WHERE a.file_id = f.id)) AS last_upload
+            FROM music_files f
+            WHERE f.uploaded_at < %(cutoff)s AND (%(genre)s::text IS NULL OR f.genre = %(genre)s)
+        ) f
+        WHERE f.last_upload < %(cutoff)s
           AND (%(whole)s
                OR (%(original)s AND f.original_removed_at IS NULL)
                OR (%(converted)s AND f.converted_path IS NOT NULL)
@@ -59,9 +58,9 @@ def plan_retention(
                OR (%(analysis)s AND (EXISTS (SELECT 1 FROM transcriptions t WHERE t.file_id = f.id)
                                      OR EXISTS (SELECT 1 FROM comparisons c WHERE c.file_id = f.id)
                                      OR EXISTS (SELECT 1 FROM lyrics l WHERE l.file_id = f.id AND NOT l.pinned))))
-        ORDER BY last_upload, f.seq
+        ORDER BY f.last_upload, f.seq
         LIMIT %(limit)s
-    """  # noqa: S608 - fixed fragments only; values are parameters
+    """
     params = {
         "cutoff": cutoff,
         "genre": rule.genre,

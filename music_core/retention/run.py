@@ -169,8 +169,9 @@ def run_orphan_sweep(
         done = repair_orphans(database_url, store, report)
         if report.partitions_without_row:
             forget(report.partitions_without_row)
-        with connect(database_url) as conn:
-            details["index_vectors_removed"] = sync_all_indexes(store, conn)
+        if any(stale_vectors.values()):  # else the indexes are current: no new version to write
+            with connect(database_url) as conn:
+                details["index_vectors_removed"] = sync_all_indexes(store, conn)
         details["done"] = done
         outcome.bytes = done["bytes_freed"]
         if any(done.values()):
@@ -219,12 +220,7 @@ def run_duplicates(
             with connect(database_url) as conn:
                 merge_aliases(conn, group.keep.track_id, other_ids)
                 plans = plan_track_removals(conn, other_ids, options, f"duplicate of {group.keep.track_id}")
-            result = execute_removals(database_url, store, plans, options, performed_by=performed_by)
-            total.removed += result.removed
-            total.tracks_deleted += result.tracks_deleted
-            total.deferred += result.deferred
-            total.failed.update(result.failed)
-            total.bytes_freed += result.bytes_freed
+            total.add(execute_removals(database_url, store, plans, options, performed_by=performed_by))
         details.update(_result_details(total))
         details.update(_after_removals(database_url, store, total, cache_url, forget))
         outcome.file_count, outcome.bytes = len(total.removed), total.bytes_freed

@@ -5,7 +5,8 @@ be) removed and the space freed, and cleanup_log keeps the same record in the da
 """
 
 import datetime as dt
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import dagster as dg
@@ -14,7 +15,7 @@ from pydantic import Field
 from music_core.retention.options import RemovalOptions
 from music_core.retention.rules import RetentionRule
 from music_core.retention.run import CleanupOutcome, run_duplicates, run_orphan_sweep, run_retention
-from music_pipeline.defs.partitions import tracks_partitions
+from music_pipeline.defs.partitions import forget_partitions, tracks_partitions
 from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
 
 
@@ -49,14 +50,8 @@ def performed_by(context: dg.OpExecutionContext) -> str:
     return f"dagster:{who}:{context.run.run_id}"
 
 
-def partition_forgetter(context: dg.OpExecutionContext):  # noqa: ANN201 - a callback
-    def forget(track_ids: Sequence[str]) -> None:
-        existing = set(context.instance.get_dynamic_partitions(tracks_partitions.name))
-        for track_id in track_ids:
-            if track_id in existing:
-                context.instance.delete_dynamic_partition(tracks_partitions.name, track_id)
-
-    return forget
+def partition_forgetter(context: dg.OpExecutionContext) -> Callable[[Sequence[str]], None]:
+    return functools.partial(forget_partitions, context.instance)
 
 
 def _output(context: dg.OpExecutionContext, outcome: CleanupOutcome) -> dg.Output[dict]:
