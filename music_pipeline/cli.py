@@ -236,6 +236,7 @@ def cmd_pin_lyrics(settings: Settings, args: argparse.Namespace) -> int:
     import httpx
 
     from music_core.db import lyrics as lyrics_db
+    from music_core.db import tracks
     from music_core.db.connection import connect
 
     try:
@@ -262,7 +263,7 @@ def cmd_pin_lyrics(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     with connected(settings) as (ep, _), connect(ep.database_url) as conn:
         try:
-            track_id = lyrics_db.resolve_track(conn, args.track)
+            track_id = tracks.resolve_track(conn, args.track)
         except LookupError as exc:
             print(exc, file=sys.stderr)
             return 1

@@ -394,7 +394,7 @@ def test_pinned_lyrics_win_over_every_provider(db_url: str, store: ObjectStore, 
     with stage_context(store, db_url, run_id=None, timeout_seconds=60, workers=1) as ctx:
         assert stage(ctx, TRACK).details["source"] == "genius"  # unpinned: the provider's lyrics
         with connect(db_url) as conn:
-            assert lyrics_db.resolve_track(conn, TRACK[:8]) == TRACK
+            assert tracks.resolve_track(conn, TRACK[:8]) == TRACK
             lyrics_db.pin_lyrics(
                 conn, TRACK, lyrics_db.pinned_from("my own words for this song\nsecond line", "u")
             )

@@ -63,19 +63,6 @@ def pinned_from(text: str, url: str | None = None) -> Lyrics:
     return Lyrics("pinned", plain, url=url, notes=("pinned",))
 
 
-def resolve_track(conn: Connection, prefix: str) -> str:
-    """The one track id starting with ``prefix`` (at least 6 hex characters); LookupError otherwise."""
-    prefix = prefix.strip().lower()
-    if len(prefix) < 6 or any(ch not in "0123456789abcdef" for ch in prefix):
-        raise LookupError("give a track id or a unique prefix of at least 6 hex characters")
-    rows = conn.execute(
-        "SELECT id FROM music_files WHERE id LIKE %s ORDER BY seq LIMIT 2", (prefix + "%",)
-    ).fetchall()
-    if len(rows) != 1:
-        raise LookupError(f"{'no track' if not rows else 'more than one track'} matches {prefix!r}")
-    return str(rows[0][0])
-
-
 def pin_lyrics(conn: Connection, track_id: str, found: Lyrics) -> str:
     """Store the user's lyrics as the track's pinned record (replacing an older pin); it wins over providers."""
     conn.execute("DELETE FROM lyrics WHERE file_id = %s AND pinned", (track_id,))

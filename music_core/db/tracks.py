@@ -154,6 +154,19 @@ def exists(conn: Connection, track_id: str) -> bool:
     return conn.execute("SELECT 1 FROM music_files WHERE id = %s", (track_id,)).fetchone() is not None
 
 
+def resolve_track(conn: Connection, prefix: str) -> str:
+    """The one track id starting with ``prefix`` (at least 6 hex characters); LookupError otherwise."""
+    prefix = prefix.strip().lower()
+    if len(prefix) < 6 or any(ch not in "0123456789abcdef" for ch in prefix):
+        raise LookupError("give a track id or a unique prefix of at least 6 hex characters")
+    rows = conn.execute(
+        "SELECT id FROM music_files WHERE id LIKE %s ORDER BY seq LIMIT 2", (prefix + "%",)
+    ).fetchall()
+    if len(rows) != 1:
+        raise LookupError(f"{'no track' if not rows else 'more than one track'} matches {prefix!r}")
+    return str(rows[0][0])
+
+
 def get_track(conn: Connection, track_id: str) -> dict[str, Any] | None:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute("SELECT * FROM music_files WHERE id = %s", (track_id,)).fetchone()
