@@ -19,6 +19,7 @@ from music_api.ratelimit import RateLimiter
 from music_api.routes import config, export, health, search, storage, stream, tracks, uploads, web
 from music_api.semantic import SemanticIndex
 from music_api.signed_urls import UrlSigner, signing_key
+from music_api.term_stats import SearchStatisticsCache
 from music_core.settings import Settings
 from music_core.storage import ObjectStore
 
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
         region=settings.s3_region,
     )
     app.state.semantic = SemanticIndex(app.state.store, settings.embedding_model)
+    app.state.search_stats = SearchStatisticsCache()
     observability.install(app)
     if settings.cors_origins:
         app.add_middleware(

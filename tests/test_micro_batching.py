@@ -1,0 +1,99 @@
+"""Concurrent query embeddings share forward passes, without waiting when alone."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from music_core.embed.batching import MicroBatcher
+
+
+class GatedDouble:
+    """Doubles numbers; the first pass waits at a gate so that later callers queue behind it."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.batches: list[list[int]] = []
+
+    def __call__(self, items: list[int]) -> list[int]:
+        self.batches.append(list(items))
+        if len(self.batches) == 1:
+            self.started.set()
+            assert self.gate.wait(10)
+        return [2 * i for i in items]
+
+
+def _queue_behind_first_pass(batcher: MicroBatcher, fn: GatedDouble, items: list[int]) -> list:
+    with ThreadPoolExecutor(len(items) + 1) as pool:
+        first = pool.submit(batcher, 100)
+        assert fn.started.wait(10)
+        rest = [pool.submit(batcher, i) for i in items]
+        while len(batcher._pending) < len(items):  # every caller is queued
+            threading.Event().wait(0.005)
+        fn.gate.set()
+        return [first.result(10)] + [f.result(10) for f in rest]
+
+
+def test_a_lone_call_runs_at_once() -> None:
+    fn = GatedDouble()
+    fn.gate.set()
+    batcher = MicroBatcher(fn)
+    assert batcher(21) == 42
+    assert fn.batches == [[21]] and batcher.passes == 1
+
+
+def test_callers_queued_behind_a_pass_share_the_next_one() -> None:
+    fn = GatedDouble()
+    batcher = MicroBatcher(fn, max_batch=16)
+    results = _queue_behind_first_pass(batcher, fn, [1, 2, 3, 4, 5])
+    assert results == [200, 2, 4, 6, 8, 10]
+    assert fn.batches[0] == [100]
+    assert sorted(fn.batches[1]) == [1, 2, 3, 4, 5] and len(fn.batches) == 2
+
+
+def test_batches_never_exceed_the_maximum() -> None:
+    fn = GatedDouble()
+    batcher = MicroBatcher(fn, max_batch=2)
+    results = _queue_behind_first_pass(batcher, fn, [1, 2, 3, 4, 5])
+    assert results == [200, 2, 4, 6, 8, 10]
+    assert [len(b) for b in fn.batches] == [1, 2, 2, 1]
+
+
+def test_a_failing_pass_fails_its_callers_only() -> None:
+    calls = []
+
+    def flaky(items: list[str]) -> list[str]:
+        calls.append(items)
+        if "bad" in items:
+            raise ValueError("model exploded")
+        return [s.upper() for s in items]
+
+    batcher = MicroBatcher(flaky)
+    with pytest.raises(ValueError, match="model exploded"):
+        batcher("bad")
+    assert batcher("good") == "GOOD"
+
+
+def test_a_batch_function_returning_the_wrong_count_is_an_error() -> None:
+    batcher = MicroBatcher(lambda items: [])
+    with pytest.raises(RuntimeError, match="0 results for 1 inputs"):
+        batcher("x")
+    with pytest.raises(ValueError):
+        MicroBatcher(lambda items: items, max_batch=0)
+
+
+def test_batched_embeddings_equal_single_ones() -> None:
+    from music_core.embed.embedder import SentenceEmbedder
+
+    embedder = SentenceEmbedder(None, threads=1)
+    queries = ["ask not what your country can do", "whisper in the mirror", "love", "sailing to zanzibar"]
+    single = np.stack([embedder.embed([q])[0] for q in queries])
+    batcher = MicroBatcher(embedder.embed)
+    with ThreadPoolExecutor(4) as pool:
+        batched = np.stack(list(pool.map(batcher, queries)))
+    assert np.allclose(batched, single, atol=1e-5)
+    assert batcher.passes <= len(queries)
