@@ -33,6 +33,7 @@ _SORT_SQL = {
     SortKey.duration: sql.SQL("f.duration"),
     SortKey.transcribed: sql.SQL("(SELECT max(t.created_at) FROM transcriptions t WHERE t.file_id = f.id)"),
 }
+_NOT_NULL_KEYS = {SortKey.filename, SortKey.size, SortKey.uploaded}
 _HAS_TRANSCRIPT = "EXISTS (SELECT 1 FROM transcriptions t WHERE t.file_id = f.id AND NOT t.no_vocals)"
 _HAS_LYRICS = "EXISTS (SELECT 1 FROM lyrics l WHERE l.file_id = f.id)"
 
@@ -90,5 +91,8 @@ class TrackFilter:
         return sql.SQL(" AND ").join(clauses), params
 
     def order_by(self) -> sql.Composable:
-        direction = sql.SQL("ASC NULLS LAST" if self.order is Order.asc else "DESC NULLS LAST")
-        return sql.SQL("{} {}, f.seq {}").format(_SORT_SQL[self.sort], direction, direction)
+        """Unknown values last in either direction. The wording matches the sort indexes of
+        migration 0005 (a NULLS clause on a NOT NULL column would keep PostgreSQL from using them)."""
+        word = "ASC" if self.order is Order.asc else "DESC"
+        nulls = "" if self.sort in _NOT_NULL_KEYS else " NULLS LAST"
+        return sql.SQL("{} {}, f.seq {}").format(_SORT_SQL[self.sort], sql.SQL(word + nulls), sql.SQL(word))

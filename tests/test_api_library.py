@@ -230,6 +230,14 @@ def test_library_sorting(client: TestClient, library: dict[str, str]) -> None:
     assert sizes == sorted(sizes, reverse=True)
     for key in ("genre", "duration", "transcribed", "uploaded"):
         assert client.get("/tracks", params={"sort": key}, headers=AUTH).status_code == 200
+    for order in ("asc", "desc"):  # unknown genres come last in either direction
+        items = client.get("/tracks", params={"sort": "genre", "order": order}, headers=AUTH).json()["items"]
+        genres = [i["genre"] for i in items]
+        known = [g for g in genres if g is not None]
+        assert known and None in genres
+        assert genres == sorted(known, key=str.lower, reverse=order == "desc") + [None] * (
+            len(genres) - len(known)
+        )
     assert client.get("/tracks", params={"sort": "id; DROP TABLE x"}, headers=AUTH).status_code == 422
     assert client.get("/tracks", params={"min_size": -1}, headers=AUTH).status_code == 422
 

@@ -25,16 +25,16 @@ TrackId = Annotated[str, Path(pattern="^[0-9a-f]{64}$", description="SHA-256 of 
 
 router = APIRouter(prefix="/tracks", tags=["library"], dependencies=[Depends(require_reader)])
 
+# The page's ids first (an index can serve the order), then the per-track details for those rows only.
 _LIST_SQL = """
+WITH page AS (SELECT f.id FROM music_files f WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s)
 SELECT f.id, f.original_filename AS filename, f.file_size AS size, f.duration, f.genre, f.artist, f.title,
        f.uploaded_at,
        (SELECT count(*) FROM file_aliases a WHERE a.file_id = f.id) AS aliases,
        COALESCE((SELECT jsonb_object_agg(s.stage, s.status) FROM track_stages s WHERE s.file_id = f.id),
                 '{{}}'::jsonb) AS stages
-FROM music_files f
-WHERE {where}
+FROM page JOIN music_files f ON f.id = page.id
 ORDER BY {order}
-LIMIT %s OFFSET %s
 """
 
 
