@@ -12,16 +12,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from music_api import fulltext
 from music_api.auth import require_reader
 from music_api.deps import Conn
 from music_api.routes.stream import content_disposition
 from music_api.schemas import SearchHit, SearchResponse
-from music_core.search import (
-    plan_terms,
-    query_words,
-    reciprocal_rank_fusion,
-    tsquery_any,
-)
+from music_core.search import query_words, reciprocal_rank_fusion
 
 router = APIRouter(tags=["search"], dependencies=[Depends(require_reader)])
 
@@ -31,73 +27,6 @@ class Mode(StrEnum):
     semantic = "semantic"
     fulltext = "fulltext"
 
-
-# Full text in two stages (see music_core.search.plan_terms). The selective words gather candidates
-# through the GIN indexes (no tsvector is read), each match adding the word's inverse document
-# frequency; only the best ``pool`` documents are read and ranked for proximity with ts_rank_cd.
-# Transcripts and lyrics (stemmed English) and names and tags (unstemmed) are gathered separately
-# and their scores added. Only the final rows are joined back for the ordering and the snippet,
-# which comes from the transcript or else the lyrics.
-_LEXEMES_SQL = """
-SELECT array(SELECT lexeme FROM unnest(to_tsvector('english', %(q)s))),
-       array(SELECT lexeme FROM unnest(to_tsvector('simple', %(q)s)))
-"""
-
-_FULLTEXT_SQL = """
-WITH gathered AS (
-    SELECT h.file_id, t.weight
-    FROM unnest(%(gather)s::tsquery[], %(weights)s::float8[]) AS t(query, weight)
-    CROSS JOIN LATERAL (
-        SELECT file_id FROM transcriptions WHERE search_tsv @@ t.query
-        UNION
-        SELECT file_id FROM lyrics WHERE search_tsv @@ t.query
-    ) h
-),
-candidates AS (
-    SELECT file_id, sum(weight) AS weight FROM gathered
-    GROUP BY file_id ORDER BY weight DESC, file_id LIMIT %(pool)s
-),
-content AS (
-    SELECT c.file_id, c.weight * (1 + greatest(coalesce(tr.rank, 0), coalesce(ly.rank, 0))) AS rank
-    FROM candidates c
-    LEFT JOIN LATERAL (
-        SELECT ts_rank_cd(search_tsv, %(every)s::tsquery, 32) AS rank FROM transcriptions
-        WHERE file_id = c.file_id ORDER BY created_at DESC LIMIT 1
-    ) tr ON true
-    LEFT JOIN LATERAL (
-        SELECT max(ts_rank_cd(search_tsv, %(every)s::tsquery, 32)) AS rank FROM lyrics WHERE file_id = c.file_id
-    ) ly ON true
-),
-names AS (
-    SELECT h.id AS file_id, sum(t.weight) AS rank
-    FROM unnest(%(name_gather)s::tsquery[], %(name_weights)s::float8[]) AS t(query, weight)
-    CROSS JOIN LATERAL (SELECT id FROM music_files WHERE search_tsv @@ t.query) h
-    GROUP BY h.id ORDER BY rank DESC, h.id LIMIT %(pool)s
-),
-ranked AS (
-    SELECT h.file_id, sum(h.rank) AS rank FROM (SELECT * FROM content UNION ALL SELECT * FROM names) h
-    GROUP BY h.file_id
-),
-top AS (
-    SELECT r.file_id, r.rank, f.seq FROM ranked r JOIN music_files f ON f.id = r.file_id
-    ORDER BY r.rank DESC, f.seq LIMIT %(limit)s
-)
-SELECT r.file_id, r.rank,
-       ts_headline('english', coalesce(b.body, ''), %(highlight)s::tsquery,
-                   'MaxFragments=1, MaxWords=24, MinWords=6, StartSel=«, StopSel=»') AS snippet
-FROM top r
-LEFT JOIN LATERAL (
-    SELECT body FROM (
-        (SELECT transcription_text AS body, 0 AS preference FROM transcriptions
-         WHERE file_id = r.file_id AND search_tsv @@ %(highlight)s::tsquery ORDER BY created_at DESC LIMIT 1)
-        UNION ALL
-        (SELECT lyrics_text, 1 FROM lyrics
-         WHERE file_id = r.file_id AND search_tsv @@ %(highlight)s::tsquery ORDER BY pinned DESC, fetched_at DESC LIMIT 1)
-    ) bodies ORDER BY preference LIMIT 1
-) b ON true
-ORDER BY r.rank DESC, r.seq
-"""
-MIN_RANKED_POOL = 50  # candidates read and ranked for proximity, at least
 
 _CHUNKS_SQL = "SELECT id, file_id, content FROM embeddings WHERE id = ANY(%s)"
 
@@ -110,26 +39,6 @@ ORDER BY embedding::vector({dim}) <=> %s::vector({dim}) LIMIT %s
 _DESCRIBE_SQL = """
 SELECT id, original_filename, title, artist, genre, duration FROM music_files WHERE id = ANY(%s)
 """
-
-
-def fulltext(request: Request, conn: Connection, query: str, limit: int) -> list[tuple[str, float, str]]:
-    words = " ".join(query_words(query))
-    if not words:
-        return []
-    content_lexemes, name_lexemes = conn.execute(_LEXEMES_SQL, {"q": words}).fetchone()  # type: ignore[misc]
-    stats = request.app.state.search_stats.get(conn)
-    content, names = plan_terms(content_lexemes, stats.content), plan_terms(name_lexemes, stats.names)
-    gather, weights = content.gather()
-    name_gather, name_weights = names.gather()
-    params = {
-        "gather": gather, "weights": weights, "every": tsquery_any(content.lexemes),
-        # The snippet shows where the distinctive words are sung.
-        "highlight": tsquery_any([lexeme for lexeme, _ in content.selective] or content.lexemes),
-        "name_gather": name_gather, "name_weights": name_weights,
-        "pool": max(MIN_RANKED_POOL, limit), "limit": limit,
-    }  # fmt: skip
-    rows = conn.execute(_FULLTEXT_SQL, params).fetchall()
-    return [(r[0], float(r[1]), r[2]) for r in rows]
 
 
 def semantic(request: Request, conn: Connection, query: str, limit: int) -> list[tuple[str, float, str]]:
@@ -213,17 +122,22 @@ def _search(
     request: Request, conn: Connection, q: str, mode: Mode, limit: int, history_id: object
 ) -> SearchResponse:
     started = time.perf_counter()
-    lists: dict[str, list[tuple[str, float, str]]] = {}
-    if mode in (Mode.fulltext, Mode.hybrid):
-        lists["fulltext"] = fulltext(request, conn, q, limit * 2)
+    lists: dict[str, list[tuple[str, float]]] = {}
+    snippets: dict[str, str] = {}
+    words = fulltext.prepare(conn, request.app.state.search_stats, q) if mode != Mode.semantic else None
+    if words is not None:
+        lists["fulltext"] = fulltext.rank(conn, words, limit * 2)
     if mode in (Mode.semantic, Mode.hybrid) and query_words(q):
-        lists["semantic"] = semantic(request, conn, q, limit * 2)
+        hits = semantic(request, conn, q, limit * 2)
+        lists["semantic"] = [(t, score) for t, score, _ in hits]
+        snippets.update({t: content for t, _, content in hits if content})  # the matching passage
     if mode == Mode.hybrid:
-        fused = reciprocal_rank_fusion([[t for t, _, _ in hits] for hits in lists.values()], limit)
+        fused = reciprocal_rank_fusion([[t for t, _ in hits] for hits in lists.values()], limit)
     else:
-        fused = [(t, s) for t, s, _ in next(iter(lists.values()), [])][:limit]
-    snippets = {t: snip for hits in lists.values() for t, _, snip in reversed(hits) if snip}
-    ranks = {name: {t: i + 1 for i, (t, _, _) in enumerate(hits)} for name, hits in lists.items()}
+        fused = next(iter(lists.values()), [])[:limit]
+    if words is not None:  # highlighted passages only for the rows shown that have none yet
+        snippets.update(fulltext.snippets(conn, words, [t for t, _ in fused if t not in snippets]))
+    ranks = {name: {t: i + 1 for i, (t, _) in enumerate(hits)} for name, hits in lists.items()}
     info = {r[0]: r for r in conn.execute(_DESCRIBE_SQL, ([t for t, _ in fused],)).fetchall()}
     results = [
         SearchHit(
