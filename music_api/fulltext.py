@@ -69,7 +69,7 @@ _SNIPPET_SQL = """
 SELECT r.file_id,
        ts_headline('english', coalesce(b.body, ''), %(highlight)s::tsquery,
                    'MaxFragments=1, MaxWords=24, MinWords=6, StartSel=«, StopSel=»')
-FROM unnest(%(ids)s::text[]) AS r(file_id)
+FROM unnest(%(ids)s::char(64)[]) AS r(file_id)
 JOIN LATERAL (
     SELECT body FROM (
         (SELECT transcription_text AS body, 0 AS preference FROM transcriptions
