@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench-ingest bench-asr bench-embed bench-lyrics bench-retention bench-api clean-data venv browser
+.PHONY: run test lint format bench-ingest bench-asr bench-embed bench-lyrics bench-retention bench-api bench-stream bench-export clean-data venv browser nginx
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: $(STAMP)
 # Browser tests drive Debian's chromium (playwright's own browser download is never used).
 browser:
 	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
+
+# bench-stream compares the API with Debian's nginx (in /usr/sbin, often not on a user's PATH).
+nginx:
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
@@ -51,6 +55,12 @@ bench-retention: $(STAMP)
 
 bench-api: $(STAMP)
 	$(BIN)/python bench/bench_api.py $(BENCH_ARGS)
+
+bench-stream: $(STAMP) nginx
+	$(BIN)/python bench/bench_stream.py $(BENCH_ARGS)
+
+bench-export: $(STAMP)
+	$(BIN)/python bench/bench_export.py $(BENCH_ARGS)
 
 clean-data:
 	rm -rf .data

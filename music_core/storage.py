@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from minio import Minio
 from minio.commonconfig import ComposeSource, CopySource
 from minio.error import S3Error
 
 COPY_OBJECT_LIMIT = 5 * 1024**3  # S3 CopyObject refuses larger sources; compose copies in parts
+# Files up to this size go up in one PUT (a multipart upload costs four requests); larger ones in
+# parts of this size. Memory per upload is bounded by one part.
+PART_SIZE = 16 * 1024**2
 _MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
 
 
@@ -79,13 +82,41 @@ class ObjectStore:
             response.close()
             response.release_conn()
 
+    def open_stream(
+        self, key: str, chunk_size: int = 1024 * 1024, offset: int = 0, length: int = 0
+    ) -> tuple[ObjectInfo, Generator[bytes, None, None]] | None:
+        """One GET for an object (or ``length`` bytes from ``offset``): its size and etag from the response
+        headers, and its bytes in bounded chunks. None when the object is missing. The iterator is already
+        started, so closing it or merely dropping it releases the connection."""
+        try:
+            response = self.client.get_object(self.bucket, key, offset=offset, length=length)
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                return None
+            raise
+        try:
+            headers = response.headers
+            content_range = headers.get("Content-Range")  # "bytes first-last/total" for a range
+            total = content_range.rsplit("/", 1)[1] if content_range else headers.get("Content-Length")
+            info = ObjectInfo(key, int(total or 0), (headers.get("ETag") or "").strip('"'), None,
+                              headers.get("Content-Type"))  # fmt: skip
+            chunks = _released_after(response, chunk_size)
+            next(chunks)  # into the try block: from here on its finally releases the connection
+        except BaseException:
+            response.close()
+            response.release_conn()
+            raise
+        return info, chunks
+
     def presigned_get(self, key: str, expires: dt.timedelta = dt.timedelta(hours=2)) -> str:
         return self.client.presigned_get_object(self.bucket, key, expires=expires)
 
     def put_file(
         self, key: str, path: Path, content_type: str, metadata: Mapping[str, str] | None = None
     ) -> None:
-        self.client.fput_object(self.bucket, key, str(path), content_type=content_type, metadata=metadata)
+        self.client.fput_object(
+            self.bucket, key, str(path), content_type=content_type, metadata=metadata, part_size=PART_SIZE
+        )
 
     def put_stream(
         self,
@@ -102,7 +133,7 @@ class ObjectStore:
             size,
             content_type=content_type,
             metadata=metadata,
-            part_size=16 * 1024**2,
+            part_size=PART_SIZE,
         )
 
     def copy(self, source_key: str, dest_key: str, size: int, match_etag: str | None = None) -> None:
@@ -116,3 +147,12 @@ class ObjectStore:
 
     def delete(self, key: str) -> None:
         self.client.remove_object(self.bucket, key)
+
+
+def _released_after(response: Any, chunk_size: int) -> Generator[bytes, None, None]:
+    try:
+        yield b""  # primed by ObjectStore.open_stream
+        yield from response.stream(chunk_size)
+    finally:
+        response.close()
+        response.release_conn()
