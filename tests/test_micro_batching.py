@@ -97,3 +97,27 @@ def test_batched_embeddings_equal_single_ones() -> None:
         batched = np.stack(list(pool.map(batcher, queries)))
     assert np.allclose(batched, single, atol=1e-5)
     assert batcher.passes <= len(queries)
+
+
+def test_semantic_lookups_share_a_pass_and_keep_their_own_k(store) -> None:  # noqa: ANN001
+    from music_api.semantic import SemanticIndex
+    from music_core import vector_index
+
+    engine = SemanticIndex(store, None, check_seconds=0)
+    assert engine.lookup("anything", 3).hits is None  # no index yet: the vector alone (pgvector path)
+    texts = ["ask not what your country can do for you", "whisper in the mirror", "sailing to zanzibar",
+             "the rain in spain", "a dog barks at night", "love me tender"]  # fmt: skip
+    vectors = engine.embedder().embed(texts)
+    index, _, _ = vector_index.update_index(
+        None, vectors.shape[1], np.arange(1, len(texts) + 1, dtype=np.int64), lambda ids: vectors[ids - 1]
+    )
+    vector_index.save_index(store, engine.model_id, index, vector_index.load_manifest(store, engine.model_id))
+    queries = [("what can you do for your country", 1), ("mirror whisper", 4), ("zanzibar sailing", 6)]
+    alone = [engine.lookup(q, k) for q, k in queries]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(lambda qk: engine.lookup(*qk), queries))
+    assert [len(found.hits) for found in together] == [1, 4, 6]
+    assert [found.hits[0][0] for found in together] == [1, 2, 3]
+    for a, b in zip(alone, together, strict=True):
+        assert [i for i, _ in a.hits] == [i for i, _ in b.hits]
+        assert np.allclose(a.vector, b.vector, atol=1e-5)

@@ -43,8 +43,8 @@ SELECT id, original_filename, title, artist, genre, duration FROM music_files WH
 
 def semantic(request: Request, conn: Connection, query: str, limit: int) -> list[tuple[str, float, str]]:
     engine = request.app.state.semantic
-    vector = engine.embed_query(query)
-    hits = engine.search(vector, limit * 5)
+    found = engine.lookup(query, limit * 5)
+    vector, hits = found.vector, found.hits
     if hits is None:  # no FAISS index yet: ask pgvector directly
         literal = "[" + ",".join(f"{x:.7f}" for x in vector) + "]"
         sql = _PGVECTOR_SQL.format(dim=int(vector.shape[0]))
