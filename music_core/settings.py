@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     )
 
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API.")
+    stream_redirect: bool = Field(
+        False,
+        description="Answer audio GETs with a 307 to a short-lived presigned URL, so the bytes flow from "
+        "the object store to the client directly (the S3 endpoint must be reachable by clients).",
+    )
+    stream_redirect_seconds: int = Field(300, ge=10, le=86_400, description="Lifetime of those URLs.")
     api_users: list[str] = Field(
         default_factory=list, description='HTTP Basic users, JSON list of "name:reader|admin:scrypt-hash".'
     )

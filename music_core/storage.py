@@ -108,8 +108,16 @@ class ObjectStore:
             raise
         return info, chunks
 
-    def presigned_get(self, key: str, expires: dt.timedelta = dt.timedelta(hours=2)) -> str:
-        return self.client.presigned_get_object(self.bucket, key, expires=expires)
+    def presigned_get(
+        self,
+        key: str,
+        expires: dt.timedelta = dt.timedelta(hours=2),
+        response_headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """A GET URL; ``response_headers`` (e.g. response-content-disposition) are signed into it."""
+        return self.client.presigned_get_object(
+            self.bucket, key, expires=expires, response_headers=dict(response_headers or {}) or None
+        )
 
     def put_file(
         self, key: str, path: Path, content_type: str, metadata: Mapping[str, str] | None = None

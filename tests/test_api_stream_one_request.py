@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from music_api.main import create_app
 from music_core.embedded import ServiceEndpoints
 from music_core.ingest import register_local_file
+from music_core.naming import original_key
 from music_core.storage import ObjectStore
 from tests.test_api import AUTH, api_settings, flush_cache
 
@@ -96,3 +97,28 @@ def test_open_stream_reports_the_objects_size_and_etag(store: ObjectStore, tmp_p
     assert whole is not None and whole[0].size == len(data)
     whole[1].close()  # released without reading
     assert store.open_stream("x/missing.bin") is None
+
+
+def test_redirect_mode_hands_the_bytes_to_the_object_store(
+    services: ServiceEndpoints, store: ObjectStore, track: tuple[str, bytes]
+) -> None:
+    import httpx
+
+    track_id, data = track
+    settings = api_settings(services, store.bucket, stream_redirect=True, stream_redirect_seconds=60)
+    with TestClient(create_app(settings, warm_up=False)) as client:
+        url = f"/tracks/{track_id}/audio"
+        answer = client.get(url, headers=AUTH, follow_redirects=False)
+        assert answer.status_code == 307 and answer.headers["cache-control"] == "private, no-store"
+        location = answer.headers["location"]
+        assert "X-Amz-Signature=" in location and "X-Amz-Expires=60" in location
+        seek = httpx.get(location, headers={"Range": "bytes=1000-1999"})  # the browser's next request
+        assert seek.status_code == 206 and seek.content == data[1000:2000]
+        assert seek.headers["content-type"].startswith("audio/")  # signed into the URL by the API
+        assert "noise.wav" in seek.headers["content-disposition"]
+        assert client.get(url, follow_redirects=False).status_code == 401  # still authenticated first
+        assert (
+            client.get(f"/tracks/{'0' * 64}/audio", headers=AUTH, follow_redirects=False).status_code == 404
+        )
+        store.delete(original_key(track_id))
+        assert client.get(url, headers=AUTH, follow_redirects=False).status_code == 404

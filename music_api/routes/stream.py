@@ -1,8 +1,10 @@
 """Audio streaming straight from the object store, with HTTP Range (RFC 9110): 206, multipart
-byteranges, 416, If-Range and HEAD. Only the requested bytes are fetched, in bounded chunks."""
+byteranges, 416, If-Range and HEAD. Only the requested bytes are fetched, in bounded chunks. With
+MUSIC_STREAM_REDIRECT the API answers with a 307 to a short-lived presigned URL instead."""
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from collections.abc import Iterator
 from enum import StrEnum
@@ -10,7 +12,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 from minio.error import S3Error
 
 from music_api.auth import require_reader
@@ -93,6 +95,23 @@ def _one_request(
     return StreamingResponse(chunks, status_code=206, headers=headers, media_type=content_type)
 
 
+def _redirect(
+    store: ObjectStore, key: str, seconds: int, headers: dict[str, str], content_type: str
+) -> Response:
+    """307 to a presigned URL for this object (ranges and seeking then go to the object store)."""
+    if store.stat(key) is None:
+        raise HTTPException(404, "audio object is missing from the bucket")
+    url = store.presigned_get(
+        key,
+        dt.timedelta(seconds=seconds),
+        {
+            "response-content-type": content_type,
+            "response-content-disposition": headers["Content-Disposition"],
+        },
+    )
+    return RedirectResponse(url, status_code=307, headers={"Cache-Control": "private, no-store"})
+
+
 @router.head("/tracks/{track_id}/audio", summary="Headers of the audio stream", operation_id="head_audio")
 @router.get("/tracks/{track_id}/audio", summary="Stream audio (seekable)", operation_id="stream_audio")
 def stream_audio(
@@ -117,6 +136,9 @@ def stream_audio(
     if version is Version.converted:
         name = name.rsplit(".", 1)[0] + ".16k.flac"
     headers = {"Accept-Ranges": "bytes", "Content-Disposition": content_disposition(name)}
+    settings = request.app.state.settings
+    if settings.stream_redirect:
+        return _redirect(store, key, settings.stream_redirect_seconds, headers, content_type)
     range_header = request.headers.get("range")
     if_range = request.headers.get("if-range")
     recorded_size = row[4] if version is Version.original else row[5]
