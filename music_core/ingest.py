@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from psycopg import Connection
+from psycopg_pool import ConnectionPool
 
 from music_core.batching import SIDECAR_SUFFIXES
 from music_core.db import tracks
@@ -86,12 +87,15 @@ def register_inbox_object(
     return result
 
 
-def register_local_file(store: ObjectStore, database_url: str, path: Path, name: str) -> RegisteredUpload:
+def register_local_file(
+    store: ObjectStore, database_url: str, path: Path, name: str, *, pool: ConnectionPool | None = None
+) -> RegisteredUpload:
     """Register a local file directly (no inbox round trip), as `music-analyzer process` does.
-    A ``.lrc`` or ``.txt`` beside it travels along as the track's lyrics sidecar."""
+    A ``.lrc`` or ``.txt`` beside it travels along as the track's lyrics sidecar. With ``pool``, a
+    batch reuses connections instead of opening one per file."""
     track_id, size = sha256_file(path)
     dest = original_key(track_id)
-    with connect(database_url) as conn, shared_track_lock(conn, track_id):
+    with pool.connection() if pool else connect(database_url) as conn, shared_track_lock(conn, track_id):
         existing = store.stat(dest)
         if existing is None or existing.size != size:
             store.put_file(dest, path, _content_type(name))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
@@ -36,6 +37,13 @@ LYRICS = "lyrics"
 COMPARISON = "comparison"
 STAGES = (AUDIO_FILE, CONVERTED_AUDIO, TRANSCRIPTION, EMBEDDING, LYRICS, COMPARISON)
 DURATION_TOLERANCE_S = 0.1
+# Audio stages mostly wait on the object store and the database: they run this many threads per
+# configured worker, while the FFmpeg decode inside them still runs at most ``workers`` at a time.
+IO_THREADS_PER_WORKER = 2
+
+
+def io_threads(workers: int) -> int:
+    return max(1, workers) * IO_THREADS_PER_WORKER
 
 
 @dataclass(frozen=True)
@@ -53,9 +61,19 @@ class StageContext:
     pool: ConnectionPool
     run_id: str | None = None
     timeout_seconds: float = 3600
+    cpu_slots: threading.Semaphore | None = None  # caps concurrent FFmpeg decodes at ``workers``
 
     def connection(self) -> AbstractContextManager[Connection]:
         return self.pool.connection()
+
+    @contextmanager
+    def cpu_slot(self) -> Iterator[None]:
+        """Hold one of the ``workers`` decode slots: I/O of other tracks goes on meanwhile."""
+        if self.cpu_slots is None:
+            yield
+            return
+        with self.cpu_slots:
+            yield
 
 
 @contextmanager
@@ -63,9 +81,10 @@ def stage_context(
     store: ObjectStore, database_url: str, *, run_id: str | None, timeout_seconds: float, workers: int
 ) -> Iterator[StageContext]:
     """A context with a small connection pool: a batch reuses connections instead of opening hundreds."""
-    # Each worker holds one connection for its track lock and borrows a second for writes.
-    with ConnectionPool(database_url, min_size=1, max_size=2 * workers + 1, open=True, timeout=30) as pool:
-        yield StageContext(store, pool, run_id, timeout_seconds)
+    # Each thread (up to io_threads) holds one connection for its track lock and borrows a second for writes.
+    size = 2 * io_threads(workers) + 1
+    with ConnectionPool(database_url, min_size=1, max_size=size, open=True, timeout=30) as pool:
+        yield StageContext(store, pool, run_id, timeout_seconds, threading.BoundedSemaphore(max(1, workers)))
 
 
 def _finish(ctx: StageContext, stage: str, outcome: StageOutcome) -> StageOutcome:
@@ -158,9 +177,10 @@ def _convert(ctx: StageContext, track_id: str) -> StageOutcome:
         row = tracks.get_track(conn, track_id)
     assert row is not None
     with tempfile.TemporaryDirectory(prefix="convert-") as tmp:
-        result = convert_to_mono_16k(
-            ctx.store.presigned_get(row["storage_path"]), Path(tmp), ctx.timeout_seconds
-        )
+        with ctx.cpu_slot():  # the upload below overlaps the next track's decode
+            result = convert_to_mono_16k(
+                ctx.store.presigned_get(row["storage_path"]), Path(tmp), ctx.timeout_seconds
+            )
         key = converted_key(track_id)
         size = result.path.stat().st_size
         ctx.store.put_file(key, result.path, "audio/flac")

@@ -7,16 +7,18 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dagster as dg
+from psycopg_pool import ConnectionPool
 
 from music_core.batching import contiguous_ranges
 from music_core.db import tracks
 from music_core.db.connection import connect
 from music_core.ingest import RegisteredUpload, register_local_file
-from music_core.stages import STAGES
+from music_core.stages import STAGES, io_threads
 from music_core.storage import ObjectStore
 from music_core.uploads import LocalFile, expand_paths
 from music_pipeline.defs.ingest.jobs import add_missing_partitions
 from music_pipeline.defs.partitions import tracks_partitions
+from music_pipeline.instance import keep_storage_connections
 
 
 def track_report(state: tracks.TrackState | None) -> dict[str, Any]:
@@ -57,6 +59,7 @@ def materialize_tracks(
 
     name = tracks_partitions.name
     assert name is not None
+    keep_storage_connections(instance)
     order = instance.get_dynamic_partitions(name)
     for first, last in contiguous_ranges(order, track_ids, batch):
         dg.materialize(
@@ -80,15 +83,22 @@ def process_paths(
     reprocess: bool = False,
     until_stage: str | None = None,
 ) -> list[dict[str, Any]]:
+    threads = io_threads(workers)
+
     def register(item: LocalFile | tuple[str, str]) -> tuple[str, RegisteredUpload | None, str | None]:
         if not isinstance(item, LocalFile):
             return (item[0], None, item[1])
         try:
-            return (str(item.path), register_local_file(store, database_url, item.path, item.name), None)
+            reg = register_local_file(store, database_url, item.path, item.name, pool=connections)
+            return (str(item.path), reg, None)
         except OSError as exc:
             return (str(item.path), None, f"cannot read file: {exc.strerror or exc}")
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # hashing and uploads overlap
+    # Hashing and uploads of several files overlap; the files share a few database connections.
+    with (
+        ConnectionPool(database_url, min_size=1, max_size=threads, open=True, timeout=30) as connections,
+        ThreadPoolExecutor(max_workers=threads) as pool,
+    ):
         entries = list(pool.map(register, expand_paths(paths)))
     ids = list(dict.fromkeys(reg.track_id for _, reg, _ in entries if reg))
     add_missing_partitions(instance, ids)

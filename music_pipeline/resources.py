@@ -8,6 +8,7 @@ import dagster as dg
 from music_core.cache_generation import bump_generation
 from music_core.stages import StageContext, stage_context
 from music_core.storage import ObjectStore
+from music_pipeline.instance import keep_storage_connections
 
 
 class DatabaseResource(dg.ConfigurableResource):
@@ -51,6 +52,7 @@ def open_stage_context(
     storage: ObjectStoreResource,
     cfg: PipelineConfigResource,
 ) -> Iterator[StageContext]:
+    keep_storage_connections(context.instance)  # this run's per-partition events reuse connections
     with stage_context(
         storage.store(),
         db.url,

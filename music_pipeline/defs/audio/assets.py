@@ -46,7 +46,9 @@ def audio_file(
     pipeline: PipelineConfigResource,
 ) -> dg.MaterializeResult:
     with open_stage_context(context, db, storage, pipeline) as ctx:
-        outcomes = stages.run_batch(ctx, stages.analyse_audio, context.partition_keys, pipeline.workers)
+        outcomes = stages.run_batch(
+            ctx, stages.analyse_audio, context.partition_keys, stages.io_threads(pipeline.workers)
+        )
     return dg.MaterializeResult(metadata=stage_metadata(outcomes))
 
 
@@ -76,7 +78,9 @@ def converted_audio(
     pipeline: PipelineConfigResource,
 ) -> dg.MaterializeResult:
     with open_stage_context(context, db, storage, pipeline) as ctx:
-        outcomes = stages.run_batch(ctx, stages.convert_audio, context.partition_keys, pipeline.workers)
+        outcomes = stages.run_batch(
+            ctx, stages.convert_audio, context.partition_keys, stages.io_threads(pipeline.workers)
+        )
     drifted = {
         o.track_id[:12]: round(o.details["duration_drift"], 3)
         for o in outcomes
