@@ -121,3 +121,14 @@ def test_semantic_lookups_share_a_pass_and_keep_their_own_k(store) -> None:  # n
     for a, b in zip(alone, together, strict=True):
         assert [i for i, _ in a.hits] == [i for i, _ in b.hits]
         assert np.allclose(a.vector, b.vector, atol=1e-5)
+
+
+def test_the_loaded_model_is_left_out_of_garbage_collections(store) -> None:  # noqa: ANN001
+    import gc
+
+    from music_api.semantic import SemanticIndex
+
+    engine = SemanticIndex(store, None)
+    before = gc.get_freeze_count()
+    engine.embedder()
+    assert gc.get_freeze_count() > before
