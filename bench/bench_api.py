@@ -421,6 +421,8 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
         rng = random.Random(spec["seed"] * 1000 + n)
         async with make_client() as client:
             await ready.wait()
+            if think:  # users arrive spread out, not as one burst of ``clients`` requests at t = 0
+                await asyncio.sleep(rng.uniform(0, think))
             while time.perf_counter() < deadline[0]:
                 kind = rng.choices(kinds, weights=weights)[0]
                 await one(client, kind, pools.take(kind), True)
