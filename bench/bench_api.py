@@ -19,7 +19,6 @@ import os
 import random
 import resource
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from common import REPO
+from serving import RATE_LIMIT, api_env, free_port, free_port_block, start_api, stop_api, wait_healthy
 
 KINDS = ("semantic", "hybrid", "detail", "list")
 CACHED_KINDS = ("semantic", "hybrid", "detail")  # list answers are not cached by the API
 MIX = {"semantic": 0.3, "hybrid": 0.3, "detail": 0.3, "list": 0.1}
-RATE_LIMIT = 1_000_000_000
 DIM = 384
 GENRES = ("Rock", "Pop", "Jazz", "Blues", "Folk", "Metal", "Country", "Soul", "Hip-Hop", "Electronic",
           "Classical", "Reggae")  # fmt: skip
@@ -75,30 +74,6 @@ _VOCAB = _vocabulary()
 
 def _zipf_words(rng: random.Random, n: int) -> list[str]:
     return rng.choices(_VOCAB[0], weights=_VOCAB[1], k=n)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port_block() -> int:
-    """A base port whose SeaweedFS neighbours (base..base+5, base+10001..base+10005) are all free."""
-    for _ in range(200):
-        base = random.randrange(20000, 30000)
-        if all(_port_free(p) for p in [base + i for i in range(6)] + [base + 10000 + i for i in range(1, 6)]):
-            return base
-    raise RuntimeError("no free port block")
 
 
 # --- synthetic data ------------------------------------------------------------------------------------
@@ -463,34 +438,11 @@ def loadgen_main(spec_path: str, out_path: str) -> int:
 # --- the server ----------------------------------------------------------------------------------------
 
 
-def start_api(env: dict[str, str], workers: int, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    args = [sys.executable, "-m", "uvicorn", "music_api.main:create_app", "--factory", "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    with log.open("ab") as fh:
-        proc = subprocess.Popen(
-            args, env=env, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    return proc, f"http://127.0.0.1:{port}"
-
-
 def wait_ready(base_url: str, api_key: str, workers: int, proc: subprocess.Popen) -> None:
     """Health first, then semantic queries until every worker has its model and index loaded."""
     import httpx
 
-    deadline = time.monotonic() + 240
-    with httpx.Client(base_url=base_url, timeout=60, headers={"X-API-Key": api_key}) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with {proc.returncode}")
-            try:
-                if client.get("/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise TimeoutError("API did not become healthy")
+    wait_healthy(base_url, proc, timeout=240)
     warm = {"base_url": base_url, "api_key": api_key, "workers": workers}
 
     async def warm_up() -> None:
@@ -507,18 +459,6 @@ def wait_ready(base_url: str, api_key: str, workers: int, proc: subprocess.Popen
                     raise RuntimeError(f"warm-up searches failed: {bad[:5]}")
 
     asyncio.run(warm_up())
-
-
-def stop_api(proc: subprocess.Popen) -> None:
-    import signal
-
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 def loadgen(spec: dict[str, Any], work: Path) -> dict[str, Any]:
@@ -609,7 +549,6 @@ def main() -> int:
     from music_core.db.migrate import migrate
     from music_core.embed.embedder import describe_model
     from music_core.embedded import EmbeddedServices
-    from music_core.passwords import hash_key, hash_password
     from music_core.settings import Settings
     from music_core.storage import ObjectStore
 
@@ -643,10 +582,7 @@ def main() -> int:
                 del rows
 
             api_key = secrets.token_urlsafe(32)
-            env = {**os.environ, **ep.as_env(), "MUSIC_BUCKET": settings.bucket, "MUSIC_DATA_DIR": str(data),
-                   "MUSIC_API_KEYS": json.dumps([f"bench:reader:{hash_key(api_key)}"]),
-                   "MUSIC_API_USERS": json.dumps([f"benchuser:reader:{hash_password(secrets.token_urlsafe(12))}"]),
-                   "MUSIC_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT), "PYTHONPATH": str(REPO)}  # fmt: skip
+            env = api_env(settings, ep, api_key)
             rng = random.Random(11)
             fixed_words = random.Random(12)
             fixed = {
@@ -666,7 +602,7 @@ def main() -> int:
             cache = redis.Redis.from_url(ep.redis_url)
             for workers in [int(w) for w in args.workers.split(",")]:
                 cache.flushdb()  # no cached answers or counters from the previous run
-                proc, base_url = start_api(env, workers, work / f"api-{workers}.log")
+                proc, base_url = start_api(env, work / f"api-{workers}.log", workers=workers, warm_up=True)
                 try:
                     wait_ready(base_url, api_key, workers, proc)
                     watch = {"api": proc.pid, "postgres": _postmaster_pid(settings.data_path / "pg")}

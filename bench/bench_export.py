@@ -25,8 +25,17 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from bench_api import stop_api, tree_cpu_seconds
-from serving import api_env, make_audio, proc_status, reset_peak_rss, services, start_api, wait_healthy
+from bench_api import tree_cpu_seconds
+from serving import (
+    api_env,
+    make_audio,
+    proc_status,
+    reset_peak_rss,
+    services,
+    start_api,
+    stop_api,
+    wait_healthy,
+)
 
 TARGET_MB = 150
 BYTES_PER_SECOND = 176_400  # 44.1 kHz, 16-bit, stereo

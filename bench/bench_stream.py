@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench_api import free_port, machine_busy, percentile, stop_api, tree_cpu_seconds
-from serving import api_env, make_audio, services, start_api, wait_healthy
+from bench_api import machine_busy, percentile, tree_cpu_seconds
+from serving import api_env, free_port, make_audio, services, start_api, stop_api, wait_healthy
 
 RANGE = 1_000_000
 TARGET = 0.5

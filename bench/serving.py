@@ -1,11 +1,13 @@
-"""Shared by bench_stream and bench_export: embedded services, generated audio registered as real tracks,
+"""Shared by bench_api, bench_stream and bench_export: free loopback ports, embedded services, generated audio registered as real tracks,
 and the real API under uvicorn in its own process (so its CPU and memory can be read from /proc)."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -14,11 +16,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench_api import free_port, free_port_block
 from common import REPO
 
 BENCH_DIR = Path(__file__).resolve().parent
 RATE_LIMIT = 1_000_000_000  # the limiter still runs (Redis round trips) but cannot reject
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block() -> int:
+    """A base port whose SeaweedFS neighbours (base..base+5, base+10001..base+10005) are all free."""
+    for _ in range(200):
+        base = random.randrange(20000, 30000)
+        if all(_port_free(p) for p in [base + i for i in range(6)] + [base + 10000 + i for i in range(1, 6)]):
+            return base
+    raise RuntimeError("no free port block")
 
 
 def create_app_without_warm_up() -> Any:
@@ -80,6 +105,18 @@ def start_api(
             args, env=env, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
         )
     return proc, f"http://127.0.0.1:{port}"
+
+
+def stop_api(proc: subprocess.Popen) -> None:
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
 
 
 def wait_healthy(base_url: str, proc: subprocess.Popen, timeout: float = 120) -> None:

@@ -10,13 +10,11 @@ from psycopg import Connection
 from music_api.term_stats import SearchStatisticsCache
 from music_core.search import plan_terms, query_words, tsquery_any
 
-# Full text in two stages (see music_core.search.plan_terms). The selective words gather candidates
-# through the GIN indexes (no tsvector is read), each match adding the word's inverse document
-# frequency; only the best ``pool`` documents are read and ranked for proximity with ts_rank_cd.
-# Transcripts and lyrics (stemmed English) and names and tags (unstemmed) are gathered separately
-# and their scores added. Only the final rows are joined back for the ordering and the snippet,
-# computed separately for the rows that are shown (ts_headline costs about 0.3 ms a row): from the
-# transcript, or else the lyrics.
+# The selective words gather candidates through the GIN indexes (no tsvector is read), each match
+# adding the word's inverse document frequency; only the best ``pool`` documents are read and ranked
+# for proximity with ts_rank_cd. Transcripts and lyrics (stemmed English) and names and tags
+# (unstemmed) are gathered separately and their scores added. Snippets (ts_headline, about 0.3 ms a
+# row) are computed separately, for the rows shown only: from the transcript, or else the lyrics.
 _LEXEMES_SQL = """
 SELECT array(SELECT lexeme FROM unnest(to_tsvector('english', %(q)s))),
        array(SELECT lexeme FROM unnest(to_tsvector('simple', %(q)s)))
