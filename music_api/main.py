@@ -84,7 +84,9 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
         secure=settings.s3_secure,
         region=settings.s3_region,
     )
-    app.state.semantic = SemanticIndex(app.state.store, settings.embedding_model)
+    app.state.semantic = SemanticIndex(
+        app.state.store, settings.embedding_model, encoder_cache=settings.query_encoder_cache
+    )
     app.state.search_stats = SearchStatisticsCache()
     observability.install(app)
     if settings.cors_origins:

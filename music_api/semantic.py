@@ -8,26 +8,36 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from music_core import vector_index
 from music_core.embed.batching import MicroBatcher
-from music_core.embed.embedder import SentenceEmbedder, describe_model
+from music_core.embed.embedder import describe_model
+from music_core.embed.query_embedder import Embedder, load_query_embedder
 from music_core.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
 
 class SemanticIndex:
-    def __init__(self, store: ObjectStore, model: str | None, check_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        model: str | None,
+        check_seconds: float = 30.0,
+        *,
+        encoder_cache: Path | None = None,
+    ) -> None:
         self.store = store
         self.model = model
+        self.encoder_cache = encoder_cache
         self.model_id = describe_model(model)
         self.check_seconds = check_seconds
         self._lock = threading.Lock()
-        self._embedder: SentenceEmbedder | None = None
+        self._embedder: Embedder | None = None
         # Concurrent queries share one forward pass and one scan of the index (both cost about as much
         # for four queries as for one: measured ~20 ms vs ~30 ms to embed, ~13 ms vs ~14 ms to search
         # 40k x 384 vectors).
@@ -36,13 +46,13 @@ class SemanticIndex:
         self._version: int | None = None
         self._checked = 0.0
 
-    def embedder(self) -> SentenceEmbedder:
+    def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = SentenceEmbedder(self.model, threads=1)
-                # torch and the model add ~500k long-lived objects; every full garbage collection
-                # walked them all and stopped the worker for ~300 ms (the API's p99 under load).
-                # Frozen objects are left out of collections (they live as long as the process).
+                self._embedder = load_query_embedder(self.model, self.encoder_cache, threads=1)
+                # A loaded model adds long-lived objects (torch's fallback ~500k); every full garbage
+                # collection walked them all and stopped the worker for ~300 ms (the API's p99 under
+                # load). Frozen objects are left out of collections (they live as long as the process).
                 gc.freeze()
             return self._embedder
 

@@ -67,11 +67,19 @@ def service_settings(data_dir: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoints]:
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache of derived model files (the ONNX query encoder) for the whole session: the API
+    processes and apps the tests start export the packaged model once, not once each."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[ServiceEndpoints]:
     settings = service_settings(tmp_path_factory.mktemp("services"))
     with EmbeddedServices(settings) as ep, pytest.MonkeyPatch.context() as mp:
         for key, value in ep.as_env().items():
             mp.setenv(key, value)
+        mp.setenv("MUSIC_MODEL_CACHE_DIR", str(model_cache))
         mp.setenv(
             "MUSIC_LYRICS_PROVIDERS", OFFLINE_PROVIDERS
         )  # tests never call lyrics sites on the internet

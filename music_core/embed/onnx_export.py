@@ -1,0 +1,107 @@
+"""Export a sentence-transformers model (tokenizer settings, transformer, pooling, normalisation) to
+ONNX for fast query embedding, verified against the model it came from before it is published.
+
+Heavy: imports torch, sentence-transformers and onnx; only called when no export is cached."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from music_core.embed.onnx_embedder import EXPORT_FORMAT, OnnxEmbedder, QueryEncoderFiles
+
+# Texts the export is checked on: casing, punctuation, unicode, an empty text, and one past the
+# model's maximum sequence length (truncation), embedded together so padding is exercised too.
+PROBE_TEXTS = [
+    "find the song where they sing whisper in the mirror",
+    "LOVE",
+    "",
+    "Ünïcödé ★ lyrics — 東京の夜, naïve café!",
+    "dancing in the moonlight " * 120,
+]
+TOLERANCE = 1e-4  # largest allowed difference per vector component (unit vectors)
+
+
+class ExportMismatchError(RuntimeError):
+    """The exported encoder does not reproduce the original model's vectors."""
+
+
+def export_query_encoder(model_path: str, model_id: str, files: QueryEncoderFiles) -> None:
+    """Write ``files`` for ``model_path``. The manifest is written last and atomically: an encoder is
+    complete exactly when its manifest exists."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(model_path, device="cpu").eval()
+    tokenizer = model.tokenizer
+    names = [
+        name
+        for name in tokenizer.model_input_names
+        if name in ("input_ids", "attention_mask", "token_type_ids")
+    ]
+    sample = tokenizer(PROBE_TEXTS[:2], padding=True, return_tensors="pt")
+    wrapper = _sentence_encoder(model, names)
+    files.directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=files.directory, prefix=".export-") as scratch:
+        graph = Path(scratch) / "model.onnx"
+        axes = {name: {0: "batch", 1: "tokens"} for name in names}
+        axes["embedding"] = {0: "batch"}
+        with torch.no_grad():
+            torch.onnx.export(
+                wrapper, tuple(sample[name] for name in names), str(graph), input_names=names,
+                output_names=["embedding"], dynamic_axes=axes, opset_version=17, dynamo=False,
+            )  # fmt: skip
+        manifest = {
+            "format": EXPORT_FORMAT,
+            "model_id": model_id,
+            "dim": int(
+                (getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)()
+                or 0
+            ),
+            "max_length": int(model.max_seq_length),
+            "inputs": names,
+            "pad_id": int(tokenizer.pad_token_id or 0),
+            "pad_token": str(tokenizer.pad_token or "[PAD]"),
+        }
+        tokenizer_json = Path(scratch) / "tokenizer.json"
+        tokenizer_json.write_text(tokenizer.backend_tokenizer.to_str(), encoding="utf-8")
+        _verify(model, OnnxEmbedder.from_parts(graph, tokenizer_json, manifest, threads=1))
+        os.replace(graph, files.graph)
+        os.replace(tokenizer_json, files.tokenizer)
+        staged = Path(scratch) / "manifest.json"
+        staged.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        os.replace(staged, files.manifest)
+
+
+def _verify(model: object, exported: OnnxEmbedder) -> None:
+    expected = np.asarray(
+        model.encode(PROBE_TEXTS, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False),  # type: ignore[attr-defined]
+        dtype=np.float32,
+    )
+    got = exported.embed(PROBE_TEXTS)
+    worst = float(np.abs(expected - got).max()) if got.shape == expected.shape else float("inf")
+    if worst > TOLERANCE:
+        raise ExportMismatchError(
+            f"exported encoder differs from the model by {worst:.2e} (> {TOLERANCE:.0e})"
+        )
+
+
+def _sentence_encoder(model: object, names: list[str]) -> object:
+    import torch
+
+    class SentenceEncoder(torch.nn.Module):
+        """Positional inputs (as ONNX wants) -> the model's unit-length sentence embedding."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            embedding = self.model(dict(zip(names, inputs, strict=True)))["sentence_embedding"]
+            return torch.nn.functional.normalize(embedding, p=2.0, dim=1)
+
+    return SentenceEncoder()

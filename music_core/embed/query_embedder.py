@@ -1,0 +1,65 @@
+"""The embedder the API uses for queries: the ONNX export of the configured model when it can be
+built (cached per model id, exported once under a file lock shared by all workers), otherwise the
+sentence-transformers model itself. Both give the same vectors."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from music_core.embed.embedder import SentenceEmbedder, default_model, describe_model
+from music_core.embed.onnx_embedder import OnnxEmbedder, QueryEncoderFiles
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    dim: int
+    model_id: str
+
+    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray: ...
+
+
+def load_query_embedder(model: str | None, cache_dir: Path | None, *, threads: int = 1) -> Embedder:
+    """``cache_dir`` None means: use sentence-transformers (torch) directly."""
+    if cache_dir is not None:
+        try:
+            return _onnx_embedder(model, cache_dir, threads)
+        except Exception as exc:  # noqa: BLE001 - any failure falls back to the original model
+            log.warning("ONNX query encoder unavailable (%s); using sentence-transformers", _one_line(exc))
+    return SentenceEmbedder(model, threads=threads)
+
+
+def _onnx_embedder(model: str | None, cache_dir: Path, threads: int) -> OnnxEmbedder:
+    model_id = describe_model(model)
+    files = QueryEncoderFiles.for_model(cache_dir, model_id)
+    files.directory.mkdir(parents=True, exist_ok=True)
+    if files.manifest.exists():
+        try:
+            return OnnxEmbedder(files, threads=threads)
+        except Exception as exc:  # noqa: BLE001 - a damaged cache entry is rebuilt below
+            log.warning(
+                "cached ONNX query encoder %s is unusable (%s); exporting again", files.stem, _one_line(exc)
+            )
+    with files.lock.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be exporting the same model
+        if files.manifest.exists():
+            try:
+                return OnnxEmbedder(files, threads=threads)
+            except Exception:  # noqa: BLE001
+                files.remove()
+        from music_core.embed.onnx_export import export_query_encoder  # heavy: torch
+
+        path = model if model else default_model()[0]
+        log.info("exporting the query encoder for %s to %s", model_id, files.graph)
+        export_query_encoder(path, model_id, files)
+        return OnnxEmbedder(files, threads=threads)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text.splitlines()[0][:300] if text else type(exc).__name__
