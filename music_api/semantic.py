@@ -70,7 +70,7 @@ class SemanticIndex:
             try:
                 manifest = vector_index.load_manifest(self.store, self.model_id)
                 if manifest is not None and manifest.version != self._version:
-                    self._index = vector_index.load_index(self.store, manifest)
+                    self._index = vector_index.load_search_index(self.store, manifest)
                     self._version = manifest.version
             except Exception:  # noqa: BLE001 - keep serving the index we have (or pgvector)
                 log.warning(

@@ -25,7 +25,10 @@ class IndexSync:
     database_count: int
 
 
-def sync_index(store: ObjectStore, conn: Connection, model_id: str) -> IndexSync:
+def sync_index(
+    store: ObjectStore, conn: Connection, model_id: str, ann_min_vectors: int = faiss_index.ANN_MIN_VECTORS
+) -> IndexSync:
+    """A rerun with nothing to change keeps the current version (no rewrite, no graph rebuild)."""
     previous = faiss_index.load_manifest(store, model_id)
     index = faiss_index.load_index(store, previous) if previous else None
     ids = analysis.embedding_ids(conn, model_id)
@@ -37,7 +40,15 @@ def sync_index(store: ObjectStore, conn: Connection, model_id: str) -> IndexSync
         index, dim, ids, lambda new: analysis.embedding_vectors(conn, model_id, np.sort(new))
     )
     count = conn.execute("SELECT count(*) FROM embeddings WHERE model_id = %s", (model_id,)).fetchone()[0]
-    manifest = faiss_index.save_index(store, model_id, index, previous)
+    wants_graph = index.ntotal >= ann_min_vectors
+    if (
+        previous
+        and not (added or removed)
+        and previous.dim == dim
+        and bool(previous.search_key) == wants_graph
+    ):
+        return IndexSync(previous, 0, 0, count)
+    manifest = faiss_index.save_index(store, model_id, index, previous, ann_min_vectors)
     return IndexSync(manifest, added, removed, count)
 
 

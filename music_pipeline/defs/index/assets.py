@@ -20,7 +20,8 @@ COUNT_CHECK = "index_count_matches_database"
     ],
     kinds={"faiss", "s3"},
     check_specs=[dg.AssetCheckSpec(COUNT_CHECK, asset="vector_index")],
-    description="FAISS IndexIDMap2(IndexFlatIP) of the configured model's vectors, under indexes/<model>/.",
+    description="FAISS IndexIDMap2(IndexFlatIP) of the configured model's vectors, under indexes/<model>/, "
+    "with an HNSW search graph from 20k vectors on.",
 )
 def vector_index(
     context: dg.AssetExecutionContext,
@@ -46,6 +47,7 @@ def vector_index(
             "added": added,
             "removed": removed,
             "key": manifest.key,
+            "search_graph": manifest.search_key or "none (exact scan)",
         },
         check_results=[
             dg.AssetCheckResult(
