@@ -195,40 +195,23 @@ def load_database(database_url: str, rows: dict[str, list[tuple]], model_id: str
 
 
 def build_index(database_url: str, store: Any, model_id: str) -> dict[str, Any]:
-    """What the vector_index asset does: ids and vectors from pgvector, FAISS, versioned in the bucket."""
-    import numpy as np
-
-    from music_core import vector_index
-    from music_core.db import analysis
+    """What the vector_index asset does (ids and vectors from pgvector, FAISS and its search graph,
+    versioned in the bucket); a no-op on a kept data dir whose index is current."""
     from music_core.db.connection import connect
+    from music_core.index_sync import sync_index
 
-    previous = vector_index.load_manifest(store, model_id)
-    index = vector_index.load_index(store, previous) if previous else None
     with connect(database_url) as conn:
-        ids = analysis.embedding_ids(conn, model_id)
-        index, added, _ = vector_index.update_index(
-            index, DIM, ids, lambda new: analysis.embedding_vectors(conn, model_id, np.sort(new))
-        )
-    manifest = vector_index.save_index(store, model_id, index, previous)
-    return {"version": manifest.version, "vectors": manifest.count, "key": manifest.key}
+        manifest = sync_index(store, conn, model_id).manifest
+    return {"version": manifest.version, "vectors": manifest.count, "key": manifest.key,
+            "search_graph": manifest.search_key}  # fmt: skip
 
 
-def existing_data(
-    database_url: str, store: Any, model_id: str
-) -> tuple[list[str], int, dict[str, Any] | None]:
-    """What a kept data dir already holds: track ids, vector count, index manifest."""
+def existing_track_ids(database_url: str) -> list[str]:
+    """The tracks a kept data dir already holds."""
     import psycopg
 
-    from music_core import vector_index
-
     with psycopg.connect(database_url) as conn:
-        ids = [r[0] for r in conn.execute("SELECT id FROM music_files ORDER BY seq").fetchall()]
-        vectors = conn.execute("SELECT count(*) FROM embeddings").fetchone()[0]  # type: ignore[index]
-    manifest = vector_index.load_manifest(store, model_id)
-    index = (
-        {"version": manifest.version, "vectors": manifest.count, "key": manifest.key} if manifest else None
-    )
-    return ids, vectors, index
+        return [r[0] for r in conn.execute("SELECT id FROM music_files ORDER BY seq").fetchall()]
 
 
 # --- measuring -----------------------------------------------------------------------------------------
@@ -568,18 +551,18 @@ def main() -> int:
             store = ObjectStore(ep.s3_endpoint, ep.s3_access_key, ep.s3_secret_key, bucket=settings.bucket)
             store.ensure_bucket()
             model_id = describe_model(None)
-            track_ids, vectors, index = existing_data(ep.database_url, store, model_id)
+            track_ids = existing_track_ids(ep.database_url)
             if not track_ids:  # a fresh data dir (always, unless --data-dir points at an earlier run)
                 rows = generate_rows(args.tracks)
                 setup["generate_rows_s"] = round(time.perf_counter() - t, 2)
                 t = time.perf_counter()
-                vectors = load_database(ep.database_url, rows, model_id)
+                load_database(ep.database_url, rows, model_id)
                 setup["copy_s"] = round(time.perf_counter() - t, 2)
-                t = time.perf_counter()
-                index = build_index(ep.database_url, store, model_id)
-                setup["faiss_build_upload_s"] = round(time.perf_counter() - t, 2)
                 track_ids = [r[0] for r in rows["files"]]
                 del rows
+            t = time.perf_counter()
+            index = build_index(ep.database_url, store, model_id)
+            setup["faiss_build_upload_s"] = round(time.perf_counter() - t, 2)
 
             api_key = secrets.token_urlsafe(32)
             env = api_env(settings, ep, api_key)
@@ -591,7 +574,7 @@ def main() -> int:
                 "detail": rng.sample(track_ids, min(args.cached_set, len(track_ids))),
             }
             report.update({
-                "tracks": len(track_ids), "vectors": vectors, "dimension": DIM, "index": index, "setup": setup,
+                "tracks": len(track_ids), "vectors": index["vectors"], "dimension": DIM, "index": index, "setup": setup,
                 "clients": args.clients, "duration_s_per_phase": args.duration, "think_ms": args.think_ms,
                 "mix": mix, "cached_set_per_kind": args.cached_set, "auth": "X-API-Key (reader role)",
                 "rate_limit_per_minute": RATE_LIMIT,

@@ -105,22 +105,30 @@ def search(
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     format: ResultFormat = ResultFormat.json,  # noqa: A002 - the public parameter name
 ) -> Response:
-    # Every search is logged, whether or not the answer comes from the cache. The log is not worth a
-    # disk flush per search: a crash may lose its last fraction of a second, never the library.
+    # Every search is logged, whether or not the answer comes from the cache, with the tracks it
+    # found when they were computed (one INSERT after the search, not an INSERT and an UPDATE). The
+    # log is not worth a disk flush per search: a crash may lose its last fraction of a second.
+    computed: list[SearchResponse] = []
+
+    def compute() -> SearchResponse:
+        computed.append(_search(request, conn, q, mode, limit))
+        return computed[-1]
+
+    answer = request.app.state.cache.json(request, compute)
     conn.execute("SET LOCAL synchronous_commit = off")
-    logged = conn.execute(
-        "INSERT INTO search_history (query, mode, user_ip) VALUES (%s, %s, %s) RETURNING id",
-        (q, mode.value, request.client.host if request.client else None),
-    ).fetchone()
-    answer = request.app.state.cache.json(request, lambda: _search(request, conn, q, mode, limit, logged[0]))
+    conn.execute(
+        "INSERT INTO search_history (query, mode, user_ip, results) VALUES (%s, %s, %s, %s)",
+        (
+            q, mode.value, request.client.host if request.client else None,
+            Jsonb([r.track_id for r in computed[-1].results]) if computed else None,
+        ),
+    )  # fmt: skip
     if format is ResultFormat.json:
         return answer
     return render_results(SearchResponse.model_validate_json(answer.body), format)
 
 
-def _search(
-    request: Request, conn: Connection, q: str, mode: Mode, limit: int, history_id: object
-) -> SearchResponse:
+def _search(request: Request, conn: Connection, q: str, mode: Mode, limit: int) -> SearchResponse:
     started = time.perf_counter()
     lists: dict[str, list[tuple[str, float]]] = {}
     snippets: dict[str, str] = {}
@@ -148,10 +156,6 @@ def _search(
         for t, score in fused
         if t in info
     ]  # fmt: skip
-    conn.execute(
-        "UPDATE search_history SET results = %s WHERE id = %s",
-        (Jsonb([r.track_id for r in results]), history_id),
-    )
     return SearchResponse(
         query=q, mode=mode.value, results=results, took_ms=round((time.perf_counter() - started) * 1000, 2)
     )
