@@ -25,9 +25,9 @@ WITH gathered AS (
     SELECT h.file_id, t.weight
     FROM unnest(%(gather)s::tsquery[], %(weights)s::float8[]) AS t(query, weight)
     CROSS JOIN LATERAL (
-        SELECT file_id FROM transcriptions WHERE search_tsv @@ t.query
+        (SELECT file_id FROM transcriptions WHERE search_tsv @@ t.query LIMIT %(gather_cap)s)
         UNION
-        SELECT file_id FROM lyrics WHERE search_tsv @@ t.query
+        (SELECT file_id FROM lyrics WHERE search_tsv @@ t.query LIMIT %(gather_cap)s)
     ) h
 ),
 candidates AS (
@@ -48,7 +48,7 @@ content AS (
 names AS (
     SELECT h.id AS file_id, sum(t.weight) AS rank
     FROM unnest(%(name_gather)s::tsquery[], %(name_weights)s::float8[]) AS t(query, weight)
-    CROSS JOIN LATERAL (SELECT id FROM music_files WHERE search_tsv @@ t.query) h
+    CROSS JOIN LATERAL (SELECT id FROM music_files WHERE search_tsv @@ t.query LIMIT %(gather_cap)s) h
     GROUP BY h.id ORDER BY rank DESC, h.id LIMIT %(pool)s
 ),
 ranked AS (
@@ -79,6 +79,11 @@ JOIN LATERAL (
 ) b ON true
 """
 MIN_RANKED_POOL = 50  # candidates read and ranked for proximity, at least
+# Documents gathered per gathering query and table, at most. A selective word is in at most 10 % of
+# the library, so this bites only on the conjunction of common words that a query made of common
+# words alone gathers (8,000 of 10,000 songs in bench-api: 38 ms of PostgreSQL per query). Those
+# candidates all weigh the same, so which 50 are ranked was arbitrary anyway; now it is cheap.
+GATHER_CAP_PER_POOL = 40
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,8 @@ def prepare(conn: Connection, stats: SearchStatisticsCache, query: str) -> Fullt
 
 
 def rank(conn: Connection, query: FulltextQuery, limit: int) -> list[tuple[str, float]]:
-    params = {**query.params, "pool": max(MIN_RANKED_POOL, limit), "limit": limit}
+    pool = max(MIN_RANKED_POOL, limit)
+    params = {**query.params, "pool": pool, "gather_cap": pool * GATHER_CAP_PER_POOL, "limit": limit}
     return [(r[0], float(r[1])) for r in conn.execute(_RANK_SQL, params).fetchall()]
 
 

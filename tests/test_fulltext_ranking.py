@@ -122,6 +122,18 @@ def test_common_words_alone_find_songs_holding_all_of_them(
     assert all("love" in texts[r["track_id"]] and "heart" in texts[r["track_id"]] for r in results)
 
 
+def test_capped_gathering_keeps_selective_words_and_common_word_queries(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from music_api import fulltext
+
+    monkeypatch.setattr(fulltext, "GATHER_CAP_PER_POOL", 1)  # 50 songs per gathering query and table
+    common = _fulltext(client, "love heart", limit=20)  # 300 songs hold both words; 50 are gathered
+    assert len(common) == 20
+    rare = _fulltext(client, "love baby whisper in the mirror", limit=20)  # 'mirror' is in 11: all kept
+    assert rare[0]["track_id"] == TARGET and len(rare) == 11
+
+
 @pytest.mark.parametrize("q", ["o'brien \\ mirror", "'':* | !love & (night", "the and of", "♫ ♪"])
 def test_operator_characters_and_stop_words_are_harmless(client: TestClient, q: str) -> None:
     assert isinstance(_fulltext(client, q), list)
