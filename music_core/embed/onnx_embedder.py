@@ -84,10 +84,16 @@ class OnnxEmbedder:
         """Unit-length float32 vectors, one row per text (cosine similarity = inner product)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        # Batches of similar lengths waste little on padding (as sentence-transformers does).
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        ordered = [texts[i] for i in order]
         parts = [
-            self._embed_batch(texts[start : start + batch_size]) for start in range(0, len(texts), batch_size)
+            self._embed_batch(ordered[start : start + batch_size])
+            for start in range(0, len(texts), batch_size)
         ]
-        return np.concatenate(parts).astype(np.float32, copy=False)
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        vectors[order] = np.concatenate(parts)
+        return vectors
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)
