@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,10 @@ def export_query_encoder(model_path: str, model_id: str, files: QueryEncoderFile
         graph = Path(scratch) / "model.onnx"
         axes = {name: {0: "batch", 1: "tokens"} for name in names}
         axes["embedding"] = {0: "batch"}
-        with torch.no_grad():
+        # The exporter warns about tracing details (advanced indexing, data-dependent branches) that
+        # the check below settles on real outputs; its warnings would only alarm operators.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 wrapper, tuple(sample[name] for name in names), str(graph), input_names=names,
                 output_names=["embedding"], dynamic_axes=axes, opset_version=17, dynamo=False,
