@@ -72,7 +72,7 @@ def test_a_cached_encoder_is_loaded_without_exporting(
     def no_export(*_args: object) -> None:
         raise AssertionError("exported again although the cache holds the encoder")
 
-    monkeypatch.setattr(onnx_export, "export_query_encoder", no_export)
+    monkeypatch.setattr(query_embedder, "run_export", no_export)
     assert isinstance(load_query_embedder(None, model_cache), OnnxEmbedder)
 
 
@@ -80,13 +80,13 @@ def test_workers_starting_together_export_once_and_agree(
     tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     exports: list[str] = []
-    real_export = onnx_export.export_query_encoder
+    real_export = query_embedder.run_export
 
     def counted(path: str, model_id: str, files: QueryEncoderFiles) -> None:
         exports.append(model_id)
         real_export(path, model_id, files)
 
-    monkeypatch.setattr(onnx_export, "export_query_encoder", counted)
+    monkeypatch.setattr(query_embedder, "run_export", counted)
     results: list[object] = []
     threads = [
         threading.Thread(target=lambda: results.append(load_query_embedder(tiny_model, tmp_path)))
@@ -138,7 +138,7 @@ def test_when_the_export_fails_queries_use_sentence_transformers(
             "exported encoder differs from the model by 3.0e-01\nsecond line"
         )
 
-    monkeypatch.setattr(onnx_export, "export_query_encoder", failing)
+    monkeypatch.setattr(query_embedder, "run_export", failing)
     with caplog.at_level(logging.WARNING, logger=query_embedder.__name__):
         embedder = load_query_embedder(tiny_model, tmp_path)
     assert isinstance(embedder, SentenceEmbedder)
@@ -160,13 +160,23 @@ def test_settings_choose_the_encoder_and_its_cache(tmp_path: Path) -> None:
         Settings(_env_file=None, query_encoder="tensorflow")  # type: ignore[call-arg]
 
 
-def test_the_api_embeds_queries_without_importing_torch(model_cache: Path) -> None:
-    load_query_embedder(None, model_cache)  # make sure the export exists
+def test_the_api_process_never_imports_torch_even_when_it_exports(tiny_model: str, tmp_path: Path) -> None:
     script = (
         "import sys; from pathlib import Path; import music_api.main; "
         "from music_core.embed.query_embedder import load_query_embedder; "
-        f"e = load_query_embedder(None, Path({str(model_cache)!r})); v = e.embed(['a query']); "
+        f"e = load_query_embedder({tiny_model!r}, Path({str(tmp_path)!r})); v = e.embed(['a query']); "
         "print(type(e).__name__, v.shape[1], 'torch' in sys.modules)"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
-    assert done.stdout.split() == ["OnnxEmbedder", "384", "False"]
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert done.stdout.split() == ["OnnxEmbedder", "48", "False"]  # exported in a child process
+    assert QueryEncoderFiles.for_model(tmp_path, describe_model(tiny_model)).manifest.exists()
+
+
+def test_a_failed_export_reports_its_reason_in_one_line(tmp_path: Path) -> None:
+    files = QueryEncoderFiles.for_model(tmp_path, "missing@1")
+    with pytest.raises(RuntimeError) as failure:
+        query_embedder.run_export(str(tmp_path / "no such model"), "missing@1", files)
+    assert "\n" not in str(failure.value) and "no such model" in str(failure.value)
+    assert not files.manifest.exists() and not list(tmp_path.glob("*.onnx"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -109,3 +110,14 @@ def _sentence_encoder(model: object, names: list[str]) -> object:
             return torch.nn.functional.normalize(embedding, p=2.0, dim=1)
 
     return SentenceEncoder()
+
+
+def main(argv: list[str]) -> int:
+    """``python -m music_core.embed.onnx_export MODEL_PATH MODEL_ID DIRECTORY STEM``"""
+    model_path, model_id, directory, stem = argv
+    export_query_encoder(model_path, model_id, QueryEncoderFiles(Path(directory), stem))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

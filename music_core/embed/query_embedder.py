@@ -1,11 +1,17 @@
 """The embedder the API uses for queries: the ONNX export of the configured model when it can be
 built (cached per model id, exported once under a file lock shared by all workers), otherwise the
-sentence-transformers model itself. Both give the same vectors."""
+sentence-transformers model itself. Both give the same vectors.
+
+The export runs in a child process: it needs torch (about 800 MB), which the API process then never
+imports, not even on its first start."""
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Protocol
 
@@ -52,12 +58,28 @@ def _onnx_embedder(model: str | None, cache_dir: Path, threads: int) -> OnnxEmbe
                 return OnnxEmbedder(files, threads=threads)
             except Exception:  # noqa: BLE001
                 files.remove()
-        from music_core.embed.onnx_export import export_query_encoder  # heavy: torch
-
-        path = model if model else default_model()[0]
         log.info("exporting the query encoder for %s to %s", model_id, files.graph)
-        export_query_encoder(path, model_id, files)
+        run_export(model if model else default_model()[0], model_id, files)
         return OnnxEmbedder(files, threads=threads)
+
+
+def run_export(model_path: str, model_id: str, files: QueryEncoderFiles, timeout: float = 900.0) -> None:
+    """``onnx_export`` in a child process; raises RuntimeError with its last line of error output."""
+    command = [
+        sys.executable,
+        "-m",
+        "music_core.embed.onnx_export",
+        model_path,
+        model_id,
+        str(files.directory),
+        files.stem,
+    ]
+    root = str(Path(__file__).resolve().parents[2])  # importable even when not installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False, env=env)  # noqa: S603
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        raise RuntimeError(lines[-1] if lines else f"export exited with status {done.returncode}")
 
 
 def _one_line(exc: BaseException) -> str:
