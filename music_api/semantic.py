@@ -38,9 +38,9 @@ class SemanticIndex:
         self.check_seconds = check_seconds
         self._lock = threading.Lock()
         self._embedder: Embedder | None = None
-        # Concurrent queries share one forward pass and one scan of the index (both cost about as much
-        # for four queries as for one: measured ~20 ms vs ~30 ms to embed, ~13 ms vs ~14 ms to search
-        # 40k x 384 vectors).
+        # Concurrent queries share one pass: one embedding call and one index search. That mattered
+        # most for torch and the exact scan (~20 ms vs ~30 ms to embed four queries, ~13 vs ~14 ms to
+        # scan 40k x 384); with ONNX Runtime and the HNSW graph it mainly serialises passes per worker.
         self._lookups: MicroBatcher[tuple[str, int], Lookup] = MicroBatcher(self._lookup_batch)
         self._index: Any = None
         self._version: int | None = None
