@@ -29,11 +29,7 @@ class SentenceEmbedder:
         self._model = SentenceTransformer(
             path, device=device or ("cuda" if torch.cuda.is_available() else "cpu")
         )
-        dimension = (
-            getattr(self._model, "get_embedding_dimension", None)
-            or self._model.get_sentence_embedding_dimension
-        )
-        self.dim = int(dimension() or 0)
+        self.dim = embedding_dimension(self._model)
         if self.dim <= 0:
             raise ValueError(f"embedding model {name!r} does not report its dimension")
         self.model_id = f"{name}@{_version(path)}"
@@ -46,6 +42,13 @@ class SentenceEmbedder:
             texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+def embedding_dimension(model: object) -> int:
+    """The vector size a loaded SentenceTransformer reports (0 when it does not say); the method was
+    renamed in sentence-transformers 6."""
+    dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension  # type: ignore[attr-defined]
+    return int(dimension() or 0)
 
 
 def describe_model(model: str | None) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from music_core.embed.embedder import embedding_dimension
 from music_core.embed.onnx_embedder import EXPORT_FORMAT, OnnxEmbedder, QueryEncoderFiles
 
 # Texts the export is checked on: casing, punctuation, unicode, an empty text, and one past the
@@ -63,10 +64,7 @@ def export_query_encoder(model_path: str, model_id: str, files: QueryEncoderFile
         manifest = {
             "format": EXPORT_FORMAT,
             "model_id": model_id,
-            "dim": int(
-                (getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)()
-                or 0
-            ),
+            "dim": embedding_dimension(model),
             "max_length": int(model.max_seq_length),
             "inputs": names,
             "pad_id": int(tokenizer.pad_token_id or 0),
@@ -74,7 +72,7 @@ def export_query_encoder(model_path: str, model_id: str, files: QueryEncoderFile
         }
         tokenizer_json = Path(scratch) / "tokenizer.json"
         tokenizer_json.write_text(tokenizer.backend_tokenizer.to_str(), encoding="utf-8")
-        _verify(model, OnnxEmbedder.from_parts(graph, tokenizer_json, manifest, threads=1))
+        _verify(model, OnnxEmbedder(graph, tokenizer_json, manifest, threads=1))
         os.replace(graph, files.graph)
         os.replace(tokenizer_json, files.tokenizer)
         staged = Path(scratch) / "manifest.json"

@@ -46,7 +46,7 @@ def _onnx_embedder(model: str | None, cache_dir: Path, threads: int) -> OnnxEmbe
     files.directory.mkdir(parents=True, exist_ok=True)
     if files.manifest.exists():
         try:
-            return OnnxEmbedder(files, threads=threads)
+            return OnnxEmbedder.load(files, threads=threads)
         except Exception as exc:  # noqa: BLE001 - a damaged cache entry is rebuilt below
             log.warning(
                 "cached ONNX query encoder %s is unusable (%s); exporting again", files.stem, _one_line(exc)
@@ -55,12 +55,12 @@ def _onnx_embedder(model: str | None, cache_dir: Path, threads: int) -> OnnxEmbe
         fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be exporting the same model
         if files.manifest.exists():
             try:
-                return OnnxEmbedder(files, threads=threads)
+                return OnnxEmbedder.load(files, threads=threads)
             except Exception:  # noqa: BLE001
                 files.remove()
         log.info("exporting the query encoder for %s to %s", model_id, files.graph)
         run_export(model if model else default_model()[0], model_id, files)
-        return OnnxEmbedder(files, threads=threads)
+        return OnnxEmbedder.load(files, threads=threads)
 
 
 def run_export(model_path: str, model_id: str, files: QueryEncoderFiles, timeout: float = 900.0) -> None:
@@ -83,5 +83,4 @@ def run_export(model_path: str, model_id: str, files: QueryEncoderFiles, timeout
 
 
 def _one_line(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
