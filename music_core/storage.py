@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Generator, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -107,6 +108,17 @@ class ObjectStore:
             response.release_conn()
             raise
         return info, chunks
+
+    def download(self, key: str, path: Path) -> bool:
+        """Write an object to ``path`` in bounded chunks. False when the object is missing."""
+        opened = self.open_stream(key)
+        if opened is None:
+            return False
+        _, chunks = opened
+        with closing(chunks), path.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        return True
 
     def presigned_get(
         self,

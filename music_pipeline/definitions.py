@@ -6,7 +6,7 @@ import dagster as dg
 
 from music_core.settings import Settings
 from music_pipeline.defs.analysis.assets import embedding, transcription
-from music_pipeline.defs.audio.assets import audio_file, converted_audio
+from music_pipeline.defs.audio.assets import audio
 from music_pipeline.defs.index.assets import vector_index, vector_index_job
 from music_pipeline.defs.index.sensors import vector_index_sensor
 from music_pipeline.defs.ingest.jobs import register_uploads_job
@@ -19,7 +19,8 @@ from music_pipeline.defs.retention.storage_stats import storage_stats_job, stora
 from music_pipeline.ml_resources import AsrResource, EmbedderResource, LlmResource
 from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
 
-PER_TRACK_ASSETS = [audio_file, converted_audio, transcription, embedding, lyrics, comparison]
+# In stage order; ``audio`` materializes both audio_file and converted_audio in one step.
+PER_TRACK_ASSETS = [audio, transcription, embedding, lyrics, comparison]
 
 process_tracks_job = dg.define_asset_job(
     "process_tracks_job",

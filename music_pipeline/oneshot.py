@@ -49,13 +49,14 @@ def materialize_tracks(
     contiguous ranges of tracks, one in-process run per range."""
     from music_pipeline.definitions import PER_TRACK_ASSETS
 
-    names = [a.key.to_user_string() for a in PER_TRACK_ASSETS]
     for stage in (from_stage, until_stage):
-        if stage is not None and stage not in names:
-            raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(names)}")
-    first = names.index(from_stage) if from_stage else 0
-    last = names.index(until_stage) if until_stage else len(names) - 1
-    assets = PER_TRACK_ASSETS[first : last + 1]
+        if stage is not None and stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    start = STAGES.index(from_stage) if from_stage else 0
+    stop = STAGES.index(until_stage) + 1 if until_stage else len(STAGES)
+    wanted = set(STAGES[start:stop])
+    # An asset that makes several stages (audio_file + converted_audio) runs whole when any is wanted.
+    assets = [a for a in PER_TRACK_ASSETS if {k.to_user_string() for k in a.keys} & wanted]
 
     name = tracks_partitions.name
     assert name is not None

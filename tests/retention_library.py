@@ -14,7 +14,7 @@ from music_core.db import analysis, tracks
 from music_core.db.connection import connect
 from music_core.index_sync import sync_index
 from music_core.ingest import register_local_file
-from music_core.stages import analyse_audio, convert_audio, stage_context
+from music_core.stages import prepare_audio, stage_context
 from music_core.storage import ObjectStore
 from tests import media
 
@@ -66,8 +66,7 @@ def build_library(store: ObjectStore, db_url: str, folder: Path, *, old: int = 3
         ids.append(register_local_file(store, db_url, path, f"{genre}/track {i}.flac").track_id)
     with stage_context(store, db_url, run_id="setup", timeout_seconds=60, workers=2) as ctx:
         for track_id in ids:
-            assert analyse_audio(ctx, track_id).status == "done"
-            assert convert_audio(ctx, track_id).status == "done"
+            assert [o.status for o in prepare_audio(ctx, track_id)] == ["done", "done"]
     with connect(db_url) as conn:
         for i, track_id in enumerate(ids):
             add_vectors(conn, track_id, i)

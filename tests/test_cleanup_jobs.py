@@ -22,7 +22,7 @@ from music_core.retention.duplicates import bit_error_rate, decode_fingerprint
 from music_core.retention.orphans import track_id_of_key
 from music_core.retention.run import run_duplicates, run_orphan_sweep
 from music_core.settings import Settings
-from music_core.stages import analyse_audio, convert_audio, stage_context
+from music_core.stages import prepare_audio, stage_context
 from music_core.storage import ObjectStore
 from music_pipeline.defs.partitions import tracks_partitions
 from music_pipeline.defs.retention.jobs import duplicates_job, orphan_sweep_job, retention_job
@@ -121,8 +121,7 @@ def test_duplicates_reports_encodings_of_one_recording_and_merge_keeps_the_best(
     register_local_file(store, db_url, mp3, "Phone/copy of speech.mp3")  # exact duplicate: an alias
     with stage_context(store, db_url, run_id="t", timeout_seconds=60, workers=2) as ctx:
         for track_id in ids.values():
-            assert analyse_audio(ctx, track_id).status == "done"
-            assert convert_audio(ctx, track_id).status == "done"
+            assert [o.status for o in prepare_audio(ctx, track_id)] == ["done", "done"]
     keep, drop = ids[".flacspeech"], ids[".mp3speech"]
 
     report = run_duplicates(db_url, store, merge=False, performed_by="t")

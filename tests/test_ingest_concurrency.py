@@ -95,11 +95,10 @@ def test_decodes_stay_within_workers_while_other_tracks_upload(
     with stages.stage_context(store, db_url, run_id=None, timeout_seconds=60, workers=1) as ctx:
         threads = stages.io_threads(1)
         assert threads > 1
-        probed = stages.run_batch(ctx, stages.analyse_audio, ids, threads)
-        converted = stages.run_batch(ctx, stages.convert_audio, ids, threads)
+        pairs = stages.run_batch(ctx, stages.prepare_audio, ids, threads)
 
-    assert [o.status for o in probed] == ["done"] * len(ids)
-    assert [o.status for o in converted] == ["done"] * len(ids), [o.error for o in converted]
+    assert [facts.status for facts, _ in pairs] == ["done"] * len(ids)
+    assert [c.status for _, c in pairs] == ["done"] * len(ids), [c.error for _, c in pairs]
     assert decodes.max_active == 1  # one worker: never two FFmpeg decodes at once
     # ...but a finished track's upload runs while the next track decodes.
     overlapping = [
@@ -127,10 +126,9 @@ def test_a_track_failing_mid_batch_is_recorded_while_the_others_finish(
 
     monkeypatch.setattr(ObjectStore, "put_file", put_file)
     with stages.stage_context(store, db_url, run_id=None, timeout_seconds=60, workers=2) as ctx:
-        stages.run_batch(ctx, stages.analyse_audio, ids, stages.io_threads(2))
-        outcomes = stages.run_batch(ctx, stages.convert_audio, ids, stages.io_threads(2))
+        pairs = stages.run_batch(ctx, stages.prepare_audio, ids, stages.io_threads(2))
 
-    by_id = {o.track_id: o for o in outcomes}
+    by_id = {c.track_id: c for _, c in pairs}
     assert by_id[doomed].status == "failed"
     assert "ConnectionResetError" in (by_id[doomed].error or "")
     recorded = statuses(db_url, "converted_audio")
@@ -149,8 +147,8 @@ def test_a_track_failing_mid_batch_is_recorded_while_the_others_finish(
     # A rerun with the store back converts the failed track and leaves the others as they were.
     monkeypatch.setattr(ObjectStore, "put_file", real_put)
     with stages.stage_context(store, db_url, run_id=None, timeout_seconds=60, workers=2) as ctx:
-        again = stages.run_batch(ctx, stages.convert_audio, [doomed], stages.io_threads(2))
-    assert again[0].status == "done"
+        again = stages.run_batch(ctx, stages.prepare_audio, [doomed], stages.io_threads(2))
+    assert [o.status for o in again[0]] == ["done", "done"]
     assert store.stat(converted_key(doomed)) is not None
 
 
@@ -158,6 +156,45 @@ def advisory_locks(db_url: str) -> int:
     with psycopg.connect(db_url) as conn:
         row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
         return int(row[0]) if row else 0
+
+
+def test_one_download_serves_probe_and_conversion_and_huge_originals_stream(
+    store: ObjectStore, db_url: str, tracks_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = register_all(store, db_url, tracks_dir)
+    local, streamed = ids[0], ids[1]
+    downloads: list[str] = []
+    sources: list[str] = []
+    real_download, real_probe = ObjectStore.download, stages.probe
+
+    def download(self: ObjectStore, key: str, path: Path) -> bool:
+        downloads.append(key)
+        return real_download(self, key, path)
+
+    def probe(source: str) -> Any:
+        sources.append(source)
+        return real_probe(source)
+
+    monkeypatch.setattr(ObjectStore, "download", download)
+    monkeypatch.setattr(stages, "probe", probe)
+    with stages.stage_context(store, db_url, run_id=None, timeout_seconds=60, workers=1) as ctx:
+        assert [o.status for o in stages.prepare_audio(ctx, local)] == ["done", "done"]
+        assert len(downloads) == 1 and sources[-1].endswith("/original")
+        # Above the local-copy limit FFmpeg and the probe read the bucket directly (no temp copy).
+        monkeypatch.setattr(stages, "LOCAL_COPY_LIMIT", 0)
+        assert [o.status for o in stages.prepare_audio(ctx, streamed)] == ["done", "done"]
+        assert len(downloads) == 1 and sources[-1].startswith("http")
+        # An original that vanished from the bucket is a recorded failure, and nothing is converted.
+        store.delete(converted_key(local))
+        with psycopg.connect(db_url) as conn:
+            key = conn.execute("SELECT storage_path FROM music_files WHERE id = %s", (local,)).fetchone()[0]
+        store.delete(key)
+        monkeypatch.setattr(stages, "LOCAL_COPY_LIMIT", 2**40)
+        facts, converted = stages.prepare_audio(ctx, local)
+    assert (facts.status, facts.error) == ("failed", "the original is missing from the bucket")
+    assert (converted.status, converted.error) == ("skipped", "audio_file is failed")
+    assert statuses(db_url, "converted_audio")[local] == ("skipped", "audio_file is failed")
+    assert store.stat(converted_key(local)) is None
 
 
 def test_registration_shares_connections_and_reruns_add_nothing(

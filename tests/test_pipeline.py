@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import psycopg
@@ -13,6 +16,7 @@ from music_core.naming import converted_key, original_key
 from music_core.storage import ObjectStore
 from music_core.uploads import LocalFile, upload_to_inbox
 from music_pipeline import definitions
+from music_pipeline.defs.ingest import jobs as register_jobs
 from music_pipeline.defs.ingest.sensors import inbox_sensor, new_tracks_sensor
 from tests import media
 
@@ -131,6 +135,51 @@ def test_good_and_bad_files_flow_through_in_batched_runs(
         [dg.AssetCheckKey(dg.AssetKey("converted_audio"), "duration_matches_original")]
     )
     assert check
+
+
+def test_one_registration_run_registers_its_objects_concurrently_without_duplicates(
+    defs: dg.Definitions, store: ObjectStore, db_url: str, media_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    active, most = [0], [0]
+    lock = threading.Lock()
+    real_register = register_jobs.register_inbox_object
+
+    def register(*args: Any) -> Any:
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        try:
+            time.sleep(0.2)  # long enough that a concurrent registration certainly overlaps
+            return real_register(*args)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(register_jobs, "register_inbox_object", register)
+    copies = [f"inbox/Album {i}/copy {i}.mp3" for i in range(6)]
+    for key in copies:
+        upload_to_inbox(store, PREFIX, LocalFile(media.SPEECH_MP3, key.removeprefix(PREFIX)))
+    other = media.encode(media_dir / "other.ogg")
+    upload_to_inbox(store, PREFIX, LocalFile(other, "other.ogg"))
+    keys = [*copies, "inbox/other.ogg", "inbox/vanished.mp3"]  # the last one left the inbox already
+    instance = dg.DagsterInstance.ephemeral()
+    result = defs.resolve_job_def("register_uploads_job").execute_in_process(
+        run_config={"ops": {"register_uploads": {"config": {"keys": keys}}}}, instance=instance
+    )
+
+    assert result.success
+    assert most[0] > 1
+    registered = result.output_for_node("register_uploads")
+    assert len(registered) == 7 and len(set(registered)) == 2  # in input order, one id per object
+    with psycopg.connect(db_url) as conn:
+        tracks = conn.execute(
+            "SELECT f.id, count(a.*) FROM music_files f JOIN file_aliases a ON a.file_id = f.id GROUP BY f.id"
+        ).fetchall()
+    assert sorted(n for _, n in tracks) == [1, 6]
+    assert set(instance.get_dynamic_partitions("tracks")) == set(registered)
+    assert list(store.list(PREFIX)) == []
+    for track_id in set(registered):
+        assert store.stat(original_key(track_id)) is not None
 
 
 def test_rerun_is_idempotent(defs: dg.Definitions, store: ObjectStore, db_url: str) -> None:

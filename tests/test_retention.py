@@ -26,7 +26,7 @@ from music_core.retention.options import RemovalOptions
 from music_core.retention.removal import _delete_objects, _record_intent
 from music_core.retention.rules import RetentionRule, plan_retention
 from music_core.retention.run import run_retention
-from music_core.stages import analyse_audio, stage_context
+from music_core.stages import prepare_audio, stage_context
 from music_core.storage import ObjectStore
 from tests import media
 from tests.retention_library import MODEL, Library, build_library, object_digests, rows_of
@@ -185,8 +185,8 @@ def test_a_stage_on_a_removed_track_is_skipped_cleanly(
 ) -> None:
     run_retention(db_url, store, RetentionRule(30), execute=True, performed_by="test")
     with stage_context(store, db_url, run_id="late", timeout_seconds=60, workers=1) as ctx:
-        outcome = analyse_audio(ctx, library.old[0])
-    assert (outcome.status, outcome.error) == ("skipped", "track was removed")
+        outcomes = prepare_audio(ctx, library.old[0])
+    assert [(o.status, o.error) for o in outcomes] == [("skipped", "track was removed")] * 2
 
 
 def test_registration_during_a_removal_waits_and_stores_the_content_again(

@@ -1,10 +1,14 @@
 """Registration job: inbox objects -> content-addressed originals, tracks, aliases, partitions."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import dagster as dg
 
-from music_core.ingest import register_inbox_object
+from music_core.ingest import RegisteredUpload, register_inbox_object
+from music_core.stages import io_threads
+from music_core.storage import ObjectStore
 from music_pipeline.defs.partitions import tracks_partitions
-from music_pipeline.resources import DatabaseResource, ObjectStoreResource
+from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
 
 
 class RegisterConfig(dg.Config):
@@ -21,26 +25,42 @@ def add_missing_partitions(instance: dg.DagsterInstance, keys: list[str]) -> lis
     return missing
 
 
+def _register_one(
+    store: ObjectStore, database_url: str, key: str, prefix: str
+) -> tuple[str, RegisteredUpload | None, str | None]:
+    try:
+        return key, register_inbox_object(store, database_url, key, prefix), None
+    except Exception as exc:  # noqa: BLE001 - the other uploads still register
+        return key, None, f"{type(exc).__name__}: {exc}"[:300]
+
+
 @dg.op(description="Hash each inbox object, store it under originals/, record the track and its alias.")
 def register_uploads(
-    context: dg.OpExecutionContext, config: RegisterConfig, db: DatabaseResource, storage: ObjectStoreResource
+    context: dg.OpExecutionContext,
+    config: RegisterConfig,
+    db: DatabaseResource,
+    storage: ObjectStoreResource,
+    pipeline: PipelineConfigResource,
 ) -> dg.Output[list[str]]:
     store = storage.store()
     registered: list[str] = []
     errors: dict[str, str] = {}
     duplicates = 0
-    for key in config.keys:
-        try:
-            result = register_inbox_object(store, db.url, key, storage.inbox_prefix)
-        except Exception as exc:  # noqa: BLE001 - the other uploads still register
-            context.log.error(f"could not register {key!r}: {type(exc).__name__}: {exc}")
-            errors[key] = f"{type(exc).__name__}: {exc}"[:300]
-            continue
-        if result is None:
+    # Registration waits on the object store (hash read, server-side copy), so several objects go
+    # at once; copies of the same content meet on the track lock inside register_inbox_object.
+    with ThreadPoolExecutor(max_workers=io_threads(pipeline.workers)) as pool:
+        outcomes = list(
+            pool.map(lambda key: _register_one(store, db.url, key, storage.inbox_prefix), config.keys)
+        )
+    for key, result, error in outcomes:
+        if error is not None:
+            context.log.error(f"could not register {key!r}: {error}")
+            errors[key] = error
+        elif result is None:
             context.log.info(f"{key!r} left the inbox before registration")
-            continue
-        registered.append(result.track_id)
-        duplicates += 0 if result.created else 1
+        else:
+            registered.append(result.track_id)
+            duplicates += 0 if result.created else 1
     new_partitions = add_missing_partitions(context.instance, registered)
     if errors:
         raise dg.Failure(
