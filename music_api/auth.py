@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -31,10 +37,55 @@ class Principal:
     role: str
 
 
+class VerifiedPasswords:
+    """Recently verified Basic-auth credentials. A browser sends the same user name and password with
+    every request (each seek of an ``<audio>`` element is one), and scrypt costs about 20 ms of CPU per
+    check: without this, a handful of listeners keep both cores busy hashing. Entries are keyed by an
+    HMAC under a random per-process key, so nothing held here reveals or tests a password offline;
+    they expire after ``ttl_seconds`` and the least recently used go first beyond ``capacity``. Failed
+    checks are never remembered (they stay slow, and the rate limiter counts them)."""
+
+    def __init__(
+        self, ttl_seconds: float = 300, capacity: int = 1024, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._secret = secrets.token_bytes(32)
+        self._ttl, self._capacity, self._clock = ttl_seconds, capacity, clock
+        self._entries: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _key(self, user: str, password: str) -> bytes:
+        message = f"{len(user)}:{user}:{password}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).digest()
+
+    def get(self, user: str, password: str) -> Principal | None:
+        key = self._key(user, password)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry[0] <= self._clock():
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, user: str, password: str, principal: Principal) -> None:
+        key = self._key(user, password)
+        with self._lock:
+            self._entries[key] = (self._clock() + self._ttl, principal)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class CredentialStore:
     """Built once per app from configuration; holds only hashes."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, verified: VerifiedPasswords | None = None) -> None:
+        self.verified = verified or VerifiedPasswords()
         self.keys: dict[str, Principal] = {}
         self.users: dict[str, tuple[str, Principal]] = {}
         if settings.api_token:
@@ -54,9 +105,15 @@ class CredentialStore:
         return None
 
     def by_password(self, user: str, password: str) -> Principal | None:
+        remembered = self.verified.get(user, password)
+        if remembered is not None:
+            return remembered
         stored, principal = self.users.get(user, (_DUMMY_HASH, None))
         ok = verify_password(password, stored)  # run even for unknown users: no timing oracle
-        return principal if ok and principal else None
+        if not ok or principal is None:
+            return None
+        self.verified.put(user, password, principal)
+        return principal
 
 
 def _split(entry: str, variable: str) -> tuple[str, str, str]:

@@ -8,6 +8,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from music_api import auth
 from music_api.main import create_app
 from music_core.embedded import ServiceEndpoints
 from music_core.ingest import register_local_file
@@ -164,6 +165,48 @@ def test_basic_auth_and_api_keys_with_roles(multi_user_client: TestClient) -> No
     assert c.get("/metrics", headers={"X-API-Key": READER_KEY}).status_code == 403
     assert c.get("/metrics", auth=("root", "s3cret!")).status_code == 200
     assert c.get("/metrics", headers=AUTH).status_code == 200  # MUSIC_API_TOKEN is an admin key
+
+
+def test_a_verified_password_is_not_hashed_again_on_every_request(
+    multi_user_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks: list[str] = []
+    real_verify = auth.verify_password
+
+    def verify(password: str, stored: str) -> bool:
+        checks.append(password)
+        return real_verify(password, stored)
+
+    monkeypatch.setattr(auth, "verify_password", verify)
+    c = multi_user_client
+    for _ in range(5):  # a browser sends the credentials with every request
+        assert c.get("/tracks", auth=("alice", "wonderland")).status_code == 200
+    assert checks == ["wonderland"]
+    # The remembered principal keeps its role, and a wrong password is still checked (and refused).
+    assert c.get("/metrics", auth=("alice", "wonderland")).status_code == 403
+    assert c.get("/tracks", auth=("alice", "wonderland!")).status_code == 401
+    assert c.get("/tracks", auth=("alice", "wrong")).status_code == 401
+    assert checks == ["wonderland", "wonderland!", "wrong"]
+
+
+def test_verified_passwords_expire_stay_bounded_and_hold_no_secret() -> None:
+    now = [1000.0]
+    verified = auth.VerifiedPasswords(ttl_seconds=60, capacity=2, clock=lambda: now[0])
+    alice, bob = auth.Principal("alice", "reader"), auth.Principal("bob", "admin")
+    verified.put("alice", "wonderland", alice)
+    assert verified.get("alice", "wonderland") == alice
+    assert verified.get("alice", "Wonderland") is None
+    assert verified.get("alicew", "onderland") is None  # the user/password boundary is part of the key
+    now[0] += 61
+    assert verified.get("alice", "wonderland") is None and len(verified) == 0
+    verified.put("alice", "wonderland", alice)
+    verified.put("bob", "builder", bob)
+    verified.get("alice", "wonderland")  # alice is now the most recently used
+    verified.put("carol", "x", alice)
+    assert len(verified) == 2
+    assert verified.get("bob", "builder") is None and verified.get("alice", "wonderland") == alice
+    held = repr(vars(verified)).encode()
+    assert b"wonderland" not in held and b"builder" not in held
 
 
 @pytest.mark.parametrize("entry", ["alice", "alice:superuser:x", "alice:reader:", ":admin:abc"])
