@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
@@ -100,36 +101,33 @@ def track_detail(request: Request, conn: Conn, track_id: TrackId) -> Response:
     return request.app.state.cache.json(request, lambda: _track_detail(conn, track_id))
 
 
+_DETAIL_QUERIES = (
+    "SELECT * FROM music_files WHERE id = %s",
+    "SELECT original_name AS name, folder, upload_count AS uploads, first_seen_at AS first_seen"
+    " FROM file_aliases WHERE file_id = %s ORDER BY id",
+    "SELECT stage, status, error, warnings, attempts, updated_at FROM track_stages WHERE file_id = %s",
+    "SELECT transcription_text AS text, language, confidence, no_vocals, model_id, model_version,"
+    " processing_time, real_time_factor, segments, words FROM transcriptions WHERE file_id = %s"
+    " ORDER BY created_at DESC LIMIT 1",
+    "SELECT source, lyrics_text AS text, synced_lyrics AS synced, instrumental, url, pinned FROM lyrics"
+    " WHERE file_id = %s ORDER BY pinned DESC, fetched_at DESC LIMIT 1",
+    "SELECT wer, cer, similarity, reasons, alignment, synced_lrc, llm_notes FROM comparisons WHERE file_id = %s"
+    " ORDER BY created_at DESC LIMIT 1",
+)
+
+
 def _track_detail(conn: Connection, track_id: str) -> TrackDetail:
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute("SELECT * FROM music_files WHERE id = %s", (track_id,)).fetchone()
+    # Pipeline mode: the six queries travel to PostgreSQL together and come back in one round trip.
+    with ExitStack() as open_cursors:
+        cursors = [open_cursors.enter_context(conn.cursor(row_factory=dict_row)) for _ in _DETAIL_QUERIES]
+        with conn.pipeline():
+            for cur, query in zip(cursors, _DETAIL_QUERIES, strict=True):
+                cur.execute(query, (track_id,))
+        row = cursors[0].fetchone()
         if row is None:
             raise HTTPException(404, "no such track")
-        aliases = cur.execute(
-            "SELECT original_name AS name, folder, upload_count AS uploads, first_seen_at AS first_seen"
-            " FROM file_aliases WHERE file_id = %s ORDER BY id",
-            (track_id,),
-        ).fetchall()
-        stages = cur.execute(
-            "SELECT stage, status, error, warnings, attempts, updated_at FROM track_stages WHERE file_id = %s",
-            (track_id,),
-        ).fetchall()
-        transcript = cur.execute(
-            "SELECT transcription_text AS text, language, confidence, no_vocals, model_id, model_version,"
-            " processing_time, real_time_factor, segments, words FROM transcriptions WHERE file_id = %s"
-            " ORDER BY created_at DESC LIMIT 1",
-            (track_id,),
-        ).fetchone()
-        lyrics = cur.execute(
-            "SELECT source, lyrics_text AS text, synced_lyrics AS synced, instrumental, url, pinned FROM lyrics"
-            " WHERE file_id = %s ORDER BY pinned DESC, fetched_at DESC LIMIT 1",
-            (track_id,),
-        ).fetchone()
-        compared = cur.execute(
-            "SELECT wer, cer, similarity, reasons, alignment, synced_lrc, llm_notes FROM comparisons WHERE file_id = %s"
-            " ORDER BY created_at DESC LIMIT 1",
-            (track_id,),
-        ).fetchone()
+        aliases, stages = cursors[1].fetchall(), cursors[2].fetchall()
+        transcript, lyrics, compared = (cur.fetchone() for cur in cursors[3:])
     comparison = None
     if compared:
         alignment = compared.pop("alignment") or {}
