@@ -115,14 +115,15 @@ def search(
         return computed[-1]
 
     answer = request.app.state.cache.json(request, compute)
-    conn.execute("SET LOCAL synchronous_commit = off")
-    conn.execute(
-        "INSERT INTO search_history (query, mode, user_ip, results) VALUES (%s, %s, %s, %s)",
-        (
-            q, mode.value, request.client.host if request.client else None,
-            Jsonb([r.track_id for r in computed[-1].results]) if computed else None,
-        ),
-    )  # fmt: skip
+    with conn.pipeline():  # both statements in one round trip
+        conn.execute("SET LOCAL synchronous_commit = off")
+        conn.execute(
+            "INSERT INTO search_history (query, mode, user_ip, results) VALUES (%s, %s, %s, %s)",
+            (
+                q, mode.value, request.client.host if request.client else None,
+                Jsonb([r.track_id for r in computed[-1].results]) if computed else None,
+            ),
+        )  # fmt: skip
     if format is ResultFormat.json:
         return answer
     return render_results(SearchResponse.model_validate_json(answer.body), format)
