@@ -15,6 +15,23 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
+def named_cpu_seconds(name: str) -> float:
+    """User + system CPU of the live processes called ``name`` (from /proc; exited ones are not counted)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() != name:
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def dev_audio_manifest() -> list[dict] | None:
     path = SHARED_AUDIO / "manifest.json"
     if not path.exists():
