@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from mutagen.flac import FLAC
 
+from music_core.audio import convert
 from music_core.audio.convert import TARGET_RATE, convert_to_mono_16k
 from music_core.audio.errors import AudioError
 from music_core.audio.probe import probe
@@ -56,6 +57,32 @@ def test_conversion_is_16k_mono_flac_of_the_same_length(
     assert (info.sample_rate, info.channels) == (TARGET_RATE, 1)
     assert result.duration == pytest.approx(SPEECH_SECONDS, abs=0.1)
     assert result.fingerprint
+
+
+def test_the_fingerprint_covers_the_first_two_minutes_and_the_flac_all_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    song = tmp_path / "long.ogg"
+    media.ffmpeg(
+        "-stream_loop", "-1", "-i", str(media.SPEECH_WAV), "-t", "150", "-c:a", "libvorbis", str(song)
+    )
+    (tmp_path / "short").mkdir()
+    (tmp_path / "whole").mkdir()
+    result = convert_to_mono_16k(str(song), tmp_path / "short")
+    covered = convert.FINGERPRINT_SECONDS
+    monkeypatch.setattr(convert, "FINGERPRINT_SECONDS", 10_000)
+    whole = convert_to_mono_16k(str(song), tmp_path / "whole")
+
+    assert result.duration == pytest.approx(150, abs=0.1) == whole.duration
+    assert result.fingerprint and whole.fingerprint
+    short, full = fingerprint_values(result.fingerprint), fingerprint_values(whole.fingerprint)
+    item_seconds = 1365 / 11025  # Chromaprint's hop at its 11025 Hz working rate
+    assert covered == 120
+    assert len(short) == pytest.approx(covered / item_seconds, rel=0.03)
+    assert len(full) == pytest.approx(150 / item_seconds, rel=0.03)
+    # The same values as the first two minutes of the whole file's fingerprint (bar the last few,
+    # which Chromaprint computes at the edge of its window).
+    assert np.array_equal(short[:-16], full[: len(short) - 16])
 
 
 def test_fingerprints_match_across_encodings_and_differ_for_other_audio(

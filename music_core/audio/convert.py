@@ -11,6 +11,10 @@ from music_core.audio.errors import AudioError
 
 TARGET_RATE = 16_000
 FINGERPRINT_ALGORITHM = "chromaprint-raw-v1"
+# Like fpcalc and AcoustID, the fingerprint covers the first two minutes: enough to tell recordings
+# apart (duplicates also compare durations), and it spares most of the fingerprint's CPU on long
+# files. Its values are the same as the first two minutes of a whole-file fingerprint.
+FINGERPRINT_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,10 @@ def _one_line(stderr: str) -> str:
 
 def conversion_command(source: str, out: Path, fingerprint: Path) -> list[str]:
     # Decode and resample once; the same 16 kHz mono signal feeds the FLAC and the fingerprint.
-    graph = f"[0:a:0]aresample={TARGET_RATE},aformat=sample_fmts=s16:channel_layouts=mono,asplit[pcm][fp]"
+    graph = (
+        f"[0:a:0]aresample={TARGET_RATE},aformat=sample_fmts=s16:channel_layouts=mono,asplit[pcm][whole];"
+        f"[whole]atrim=end={FINGERPRINT_SECONDS}[fp]"
+    )
     return [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "warning",
         "-rw_timeout", "30000000", "-i", source, "-filter_complex", graph,
