@@ -37,6 +37,22 @@ def track_report(state: tracks.TrackState | None) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def assets_for_stages(
+    from_stage: str | None = None, until_stage: str | None = None
+) -> list[dg.AssetsDefinition]:
+    """The per-track assets that make the stages from ``from_stage`` through ``until_stage``. An asset
+    that makes several stages (``audio``: audio_file and converted_audio) runs whole when any is wanted."""
+    from music_pipeline.definitions import PER_TRACK_ASSETS
+
+    for stage in (from_stage, until_stage):
+        if stage is not None and stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    start = STAGES.index(from_stage) if from_stage else 0
+    stop = STAGES.index(until_stage) + 1 if until_stage else len(STAGES)
+    wanted = set(STAGES[start:stop])
+    return [a for a in PER_TRACK_ASSETS if {k.to_user_string() for k in a.keys} & wanted]
+
+
 def materialize_tracks(
     instance: dg.DagsterInstance,
     resources: dict[str, Any],
@@ -47,17 +63,7 @@ def materialize_tracks(
 ) -> None:
     """Run the per-track assets from ``from_stage`` through ``until_stage`` (default: all) over
     contiguous ranges of tracks, one in-process run per range."""
-    from music_pipeline.definitions import PER_TRACK_ASSETS
-
-    for stage in (from_stage, until_stage):
-        if stage is not None and stage not in STAGES:
-            raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
-    start = STAGES.index(from_stage) if from_stage else 0
-    stop = STAGES.index(until_stage) + 1 if until_stage else len(STAGES)
-    wanted = set(STAGES[start:stop])
-    # An asset that makes several stages (audio_file + converted_audio) runs whole when any is wanted.
-    assets = [a for a in PER_TRACK_ASSETS if {k.to_user_string() for k in a.keys} & wanted]
-
+    assets = assets_for_stages(from_stage, until_stage)
     name = tracks_partitions.name
     assert name is not None
     keep_storage_connections(instance)

@@ -13,11 +13,13 @@ import psycopg
 import pytest
 
 from music_core.naming import converted_key, original_key
+from music_core.stages import STAGES
 from music_core.storage import ObjectStore
 from music_core.uploads import LocalFile, upload_to_inbox
 from music_pipeline import definitions
 from music_pipeline.defs.ingest import jobs as register_jobs
 from music_pipeline.defs.ingest.sensors import inbox_sensor, new_tracks_sensor
+from music_pipeline.oneshot import assets_for_stages
 from tests import media
 
 PREFIX = "inbox/"
@@ -56,6 +58,23 @@ def test_definitions_load() -> None:
         "new_tracks_sensor",
         "vector_index_sensor",
     }
+
+
+def test_stage_ranges_select_the_assets_that_make_them() -> None:
+    def names(assets: list[dg.AssetsDefinition]) -> list[list[str]]:
+        return [sorted(k.to_user_string() for k in a.keys) for a in assets]
+
+    made = [k for a in definitions.PER_TRACK_ASSETS for k in sorted(x.to_user_string() for x in a.keys)]
+    assert sorted(made) == sorted(STAGES) and len(made) == len(STAGES)  # every stage, made once
+    audio = ["audio_file", "converted_audio"]
+    assert names(assets_for_stages()) == [audio, ["transcription"], ["embedding"], ["lyrics"], ["comparison"]]
+    # Converted audio is made together with the probe: asking for it alone runs both.
+    assert names(assets_for_stages("converted_audio", "converted_audio")) == [audio]
+    assert names(assets_for_stages(until_stage="audio_file")) == [audio]
+    assert names(assets_for_stages("converted_audio", "transcription")) == [audio, ["transcription"]]
+    assert names(assets_for_stages("lyrics")) == [["lyrics"], ["comparison"]]
+    with pytest.raises(ValueError, match="unknown stage 'nope'"):
+        assets_for_stages("nope")
 
 
 def test_inbox_sensor_batches_and_remembers_what_it_requested(
