@@ -223,11 +223,12 @@ def prepare_audio(ctx: StageContext, track_id: str) -> tuple[StageOutcome, Stage
         assert row is not None
         with tempfile.TemporaryDirectory(prefix="audio-") as tmp:
             workdir = Path(tmp)
-            sources: list[str] = []
+            source = ""  # set by the probe: the local copy, or a URL for huge originals
 
             def analyse() -> StageOutcome:
-                sources.append(_fetch_original(ctx, row, workdir))
-                return _analyse(ctx, track_id, sources[0])
+                nonlocal source
+                source = _fetch_original(ctx, row, workdir)
+                return _analyse(ctx, track_id, source)
 
             facts = _attempt(ctx, AUDIO_FILE, track_id, analyse)
             if facts.status != "done":
@@ -235,7 +236,7 @@ def prepare_audio(ctx: StageContext, track_id: str) -> tuple[StageOutcome, Stage
                 return facts, _finish(ctx, CONVERTED_AUDIO, skipped)
             duration = facts.details.get("duration")
             converted = _attempt(
-                ctx, CONVERTED_AUDIO, track_id, lambda: _convert(ctx, track_id, sources[0], workdir, duration)
+                ctx, CONVERTED_AUDIO, track_id, lambda: _convert(ctx, track_id, source, workdir, duration)
             )
     return facts, converted
 
