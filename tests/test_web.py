@@ -551,11 +551,11 @@ def test_settings_panel_stores_keys_without_showing_them(
     page.select_option("#key-provider", "genius")
     page.fill("#key-value", secret)
     page.click("#key-form button[type=submit]")
-    wait_js(page, "document.querySelector('#settings-status').textContent.includes('saved')")
     wait_js(
         page,
         "document.querySelector('#provider-keys tr[data-provider=genius] .masked').textContent === '…wxyz'",
     )
+    assert page.text_content("#settings-status") == "genius key saved (encrypted)."
     assert page.input_value("#key-value") == ""  # not kept in the page
     assert secret not in page.content()
     with psycopg.connect(library["database_url"]) as conn:
@@ -566,6 +566,8 @@ def test_settings_panel_stores_keys_without_showing_them(
     wait_js(
         page, "document.querySelector('#provider-keys tr[data-provider=genius] .masked').textContent === '–'"
     )
+    # The outcome stays on screen after the list reloads (it used to be wiped by the reload).
+    assert page.text_content("#settings-status") == "genius key removed."
 
 
 @browser_needed

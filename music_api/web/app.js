@@ -159,7 +159,10 @@ function showTab(name) {
   }
   for (const section of document.querySelectorAll(".tab")) section.hidden = section.id !== `tab-${name}`;
   if (name === "storage") loadStorage();
-  if (name === "settings") loadProviderKeys();
+  if (name === "settings") {
+    $("settings-status").textContent = ""; // a fresh visit; a save's outcome stays until then
+    loadProviderKeys();
+  }
   if (name === "export") updateSelectionInfo();
 }
 
@@ -599,7 +602,6 @@ async function loadProviderKeys() {
         el("td", { class: "masked" }, k.masked || "–"), el("td", {}, (k.updated_at || "").slice(0, 19).replace("T", " ")),
         el("td", {}, k.source === "api_config" ? el("button", { type: "button", onclick: () => forgetKey(k.provider) }, "Forget") : null,
           k.problem ? el("span", { class: "error" }, ` ${k.problem}`) : null))));
-    $("settings-status").textContent = "";
   } catch (err) {
     $("settings-status").textContent = err.status === 403 ? "Settings are for admins." : `Could not load settings: ${err.message}`;
   }
@@ -622,6 +624,7 @@ async function saveKey(event) {
 async function forgetKey(provider) {
   try {
     await api(`/config/provider-keys/${encodeURIComponent(provider)}`, { method: "DELETE", raw: true });
+    $("settings-status").textContent = `${provider} key removed.`;
   } catch (err) {
     $("settings-status").textContent = `Not removed: ${err.message}`;
   }
