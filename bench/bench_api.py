@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from common import REPO
+from common import REPO, process_cpu_seconds
 from serving import RATE_LIMIT, api_env, free_port, free_port_block, start_api, stop_api, wait_healthy
 
 KINDS = ("semantic", "hybrid", "detail", "list")
@@ -226,10 +226,6 @@ def existing_track_ids(database_url: str) -> list[str]:
 # --- measuring -----------------------------------------------------------------------------------------
 
 
-def _clock() -> int:
-    return os.sysconf("SC_CLK_TCK")
-
-
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its live descendants (from /proc)."""
     total, todo, seen = 0.0, [pid], set()
@@ -239,8 +235,7 @@ def tree_cpu_seconds(pid: int) -> float:
             continue
         seen.add(p)
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / _clock()
+            total += process_cpu_seconds(p)
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, ValueError, IndexError):

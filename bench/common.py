@@ -15,18 +15,21 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
+def process_cpu_seconds(pid: int | str) -> float:
+    """User + system CPU of one live process (from /proc); OSError when it is gone."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def named_cpu_seconds(name: str) -> float:
-    """User + system CPU of the live processes called ``name`` (from /proc; exited ones are not counted)."""
-    ticks = os.sysconf("SC_CLK_TCK")
+    """User + system CPU of the live processes called ``name`` (exited ones are not counted)."""
     total = 0.0
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            if (proc / "comm").read_text().strip() != name:
-                continue
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
+            if (proc / "comm").read_text().strip() == name:
+                total += process_cpu_seconds(proc.name)
         except (OSError, ValueError, IndexError):
             continue
     return total
