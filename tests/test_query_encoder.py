@@ -16,7 +16,7 @@ import pytest
 from music_core import vector_index
 from music_core.embed import onnx_export, query_embedder
 from music_core.embed.embedder import SentenceEmbedder, describe_model
-from music_core.embed.onnx_embedder import OnnxEmbedder, QueryEncoderFiles
+from music_core.embed.onnx_embedder import OnnxEmbedder, QueryEncoderFiles, WordTable
 from music_core.embed.query_embedder import load_query_embedder
 from music_core.settings import Settings
 from tests.tiny_models import tiny_sentence_transformer
@@ -103,15 +103,69 @@ def test_workers_starting_together_export_once_and_agree(
     assert all(np.abs(v - expected).max() < 1e-4 for v in vectors)
 
 
-def test_a_damaged_cache_entry_is_exported_again(tiny_model: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("damaged", ["graph", "word_table"])
+def test_a_damaged_cache_entry_is_exported_again(tiny_model: str, tmp_path: Path, damaged: str) -> None:
     first = load_query_embedder(tiny_model, tmp_path)
     assert isinstance(first, OnnxEmbedder)
+    before = first.embed(TEXTS)
     files = QueryEncoderFiles.for_model(tmp_path, describe_model(tiny_model))
-    files.graph.write_bytes(files.graph.read_bytes()[:1000])  # truncated, as by a full disk
+    path = getattr(files, damaged)
+    path.write_bytes(path.read_bytes()[:1000])  # truncated, as by a full disk
 
     again = load_query_embedder(tiny_model, tmp_path)
     assert isinstance(again, OnnxEmbedder)
-    assert np.abs(again.embed(TEXTS) - first.embed(TEXTS)).max() < 1e-6
+    assert np.abs(again.embed(TEXTS) - before).max() < 1e-6
+
+
+def test_the_word_table_is_kept_beside_the_graph_not_inside_it(tiny_model: str, tmp_path: Path) -> None:
+    import onnx
+    from sentence_transformers import SentenceTransformer
+
+    load_query_embedder(tiny_model, tmp_path)
+    files = QueryEncoderFiles.for_model(tmp_path, describe_model(tiny_model))
+    graph = onnx.load(str(files.graph))
+    inputs = [i.name for i in graph.graph.input]
+    assert inputs[0] == "inputs_embeds" and sorted(inputs[1:]) == ["attention_mask", "token_type_ids"]
+    table = SentenceTransformer(tiny_model, device="cpu")[0].auto_model.get_input_embeddings().weight
+    assert all(tuple(t.dims) != tuple(table.shape) for t in graph.graph.initializer)
+
+    words = WordTable(files.word_table)
+    assert words.shape == tuple(table.shape)
+    ids = np.array([[101, 7, 7, 102], [101, 0, 0, 0]])
+    assert np.array_equal(words.rows(ids), table.detach().numpy()[ids])
+
+
+def test_the_word_table_is_read_only_when_complete_and_in_range(tmp_path: Path) -> None:
+    matrix = np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.save(tmp_path / "ok.npy", matrix)
+    ok = WordTable(tmp_path / "ok.npy")
+    assert np.array_equal(ok.rows(np.array([3, 0, 3])), matrix[[3, 0, 3]])
+    assert ok.rows(np.zeros((0, 0), dtype=np.int64)).shape == (0, 0, 3)
+    for outside in (4, -1):
+        with pytest.raises(IndexError, match="outside the 4 rows"):
+            ok.rows(np.array([0, outside]))
+    for name, content in [
+        ("doubles.npy", matrix.astype(np.float64)),
+        ("vector.npy", matrix.ravel()),
+        ("fortran.npy", np.asfortranarray(matrix)),
+    ]:
+        np.save(tmp_path / name, content)
+        with pytest.raises(ValueError, match="not a C-ordered float32 matrix"):
+            WordTable(tmp_path / name)
+    whole = (tmp_path / "ok.npy").read_bytes()
+    (tmp_path / "short.npy").write_bytes(whole[:-4])
+    (tmp_path / "long.npy").write_bytes(whole + b"\0" * 4)
+    for name in ("short.npy", "long.npy"):
+        with pytest.raises(ValueError, match="truncated or has trailing bytes"):
+            WordTable(tmp_path / name)
+    (tmp_path / "text.npy").write_text("not numpy")
+    with pytest.raises(ValueError):
+        WordTable(tmp_path / "text.npy")
+
+    (tmp_path / "ok.npy").write_bytes(whole[:-8])  # cut short while in use: a failed query, no crash
+    with pytest.raises(ValueError, match="changed while in use"):
+        ok.rows(np.array([3]))
+    assert np.array_equal(ok.rows(np.array([1])), matrix[[1]])
 
 
 def test_an_export_that_does_not_reproduce_the_model_is_never_published(
