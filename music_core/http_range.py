@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MAX_RANGES = 16  # more parts than this is an abuse pattern, not a media player
+_DIGITS = re.compile(r"[0-9]{1,30}")
 
 
 class RangeNotSatisfiable(Exception):
@@ -42,24 +44,30 @@ def parse_range(header: str | None, size: int) -> list[ByteRange] | None:
         if not dash:
             return None
         if first == "":  # suffix range: the last N bytes
-            if not last.isdigit():
+            suffix = _position(last)
+            if suffix is None:
                 return None
-            suffix = int(last)
             if suffix > 0 and size > 0:
                 ranges.append(ByteRange(max(0, size - suffix), size - 1))
             continue
-        if not first.isdigit() or (last and not last.isdigit()):
+        start = _position(first)
+        end = _position(last) if last else size - 1
+        if start is None or end is None:
             return None
-        start = int(first)
-        if last and int(last) < start:
+        if last and end < start:
             return None  # syntactically invalid: the whole header is ignored
         if start >= size:
             continue  # unsatisfiable on its own; others may still be fine
-        end = int(last) if last else size - 1
         ranges.append(ByteRange(start, min(end, size - 1)))
     if not ranges:
         raise RangeNotSatisfiable(f"bytes */{size}")
     return _coalesce(ranges)
+
+
+def _position(text: str) -> int | None:
+    """A byte position: ASCII digits only (``str.isdigit`` also accepts "²", which ``int`` refuses),
+    and at most 30 of them (far past any file; Python refuses to parse more than 4300)."""
+    return int(text) if _DIGITS.fullmatch(text) else None
 
 
 def _coalesce(ranges: list[ByteRange]) -> list[ByteRange]:
