@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import struct
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +113,22 @@ def test_tags_are_read(tmp_path: Path) -> None:
     assert (facts.title, facts.artist, facts.genre, facts.year, facts.album) == (
         "Ask Not", "JFK", "Speech", 1961, "Inaugural",
     )  # fmt: skip
+
+
+def test_tags_that_are_not_utf8_are_read_as_windows_1252(tmp_path: Path) -> None:
+    """A WAV whose LIST/INFO title was written by a Windows tool: "café" in Windows-1252."""
+    with wave.open(str(tmp_path / "plain.wav"), "wb") as plain:
+        plain.setnchannels(1), plain.setsampwidth(2), plain.setframerate(16_000)
+        plain.writeframes(b"\x00\x01" * 16_000)
+    wav = (tmp_path / "plain.wav").read_bytes()
+    title = b"caf\xe9 \x93quoted\x94\x00"  # NUL-terminated, padded to an even length below
+    info = b"INFO" + b"INAM" + struct.pack("<I", len(title)) + title + b"\x00" * (len(title) % 2)
+    body = wav[12:] + b"LIST" + struct.pack("<I", len(info)) + info
+    (tmp_path / "latin.wav").write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body)
+
+    facts = probe(str(tmp_path / "latin.wav"))
+    assert facts.title == "café \u201cquoted\u201d"
+    assert facts.duration == pytest.approx(1.0, abs=0.05)
 
 
 def test_embedded_lyrics_are_read_from_flac(tmp_path: Path) -> None:

@@ -76,11 +76,25 @@ def _matroska_duration(value: str | None) -> float | None:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
+def _tag_text(value: object) -> str:
+    """A tag as text. Tags should be UTF-8, but Windows tools write WAV INFO and ID3v1 tags in the
+    ANSI code page: those bytes (kept by ``surrogateescape``) are read as Windows-1252, so "caf\\xe9"
+    becomes "café" instead of failing the whole track."""
+    raw = str(value).encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", "replace")
+
+
 def probe(source: str, timeout_seconds: float = 30.0) -> AudioProbe:
     """Probe a local path or URL. Raises AudioError with a one-line reason."""
     try:
         container = av.open(
-            source, timeout=timeout_seconds, options={"rw_timeout": str(int(timeout_seconds * 1e6))}
+            source,
+            timeout=timeout_seconds,
+            options={"rw_timeout": str(int(timeout_seconds * 1e6))},
+            metadata_errors="surrogateescape",  # tags that are not UTF-8: see _tag_text
         )
     except av.error.FFmpegError as exc:
         raise AudioError(f"not a readable audio or video file: {exc.strerror or exc}") from exc
@@ -99,9 +113,9 @@ def probe(source: str, timeout_seconds: float = 30.0) -> AudioProbe:
             duration = tagged
         elif container.duration is not None and container.duration > 0:
             duration = container.duration / av.time_base
-        tags = {k.lower(): str(v) for k, v in container.metadata.items()}
+        tags = {_tag_text(k).lower(): _tag_text(v) for k, v in container.metadata.items()}
         for k, v in stream.metadata.items():
-            tags.setdefault(k.lower(), str(v))
+            tags.setdefault(_tag_text(k).lower(), _tag_text(v))
         if not ctx.sample_rate or not ctx.channels:
             raise AudioError(f"audio stream has no usable format (codec {ctx.name})")
         return AudioProbe(
