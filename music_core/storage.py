@@ -163,7 +163,9 @@ class ObjectStore:
                 self.bucket, dest_key, CopySource(self.bucket, source_key, match_etag=match_etag)
             )
         else:
-            self.client.compose_object(self.bucket, dest_key, [ComposeSource(self.bucket, source_key)])
+            self.client.compose_object(
+                self.bucket, dest_key, [ComposeSource(self.bucket, source_key, match_etag=match_etag)]
+            )
 
     def delete(self, key: str) -> None:
         self.client.remove_object(self.bucket, key)

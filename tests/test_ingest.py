@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
+import pytest
+from minio.error import S3Error
 
+from music_core import storage
 from music_core.ingest import register_inbox_object, register_local_file
 from music_core.naming import original_key
 from music_core.storage import ObjectStore
@@ -100,3 +104,24 @@ def test_expand_paths_takes_media_from_folders_and_any_named_file(tmp_path: Path
     problems = [f for f in found if not isinstance(f, LocalFile)]
     assert files == ["Rock/song.MP3", "notes.txt"]
     assert problems == [(str(tmp_path / "missing.mp3"), "no such file or directory")]
+
+
+@pytest.mark.parametrize("limit", [storage.COPY_OBJECT_LIMIT, 0])  # CopyObject, and the multipart path
+def test_a_copy_only_takes_the_version_that_was_hashed(
+    store: ObjectStore, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    monkeypatch.setattr(storage, "COPY_OBJECT_LIMIT", limit)
+    put(store, "inbox/song.wav", b"the bytes that were hashed")
+    hashed = store.stat("inbox/song.wav")
+    put(store, "inbox/song.wav", b"bytes overwritten meanwhile")  # the same size
+
+    with pytest.raises(S3Error):
+        store.copy("inbox/song.wav", "originals/x", hashed.size, match_etag=hashed.etag)
+    assert store.stat("originals/x") is None
+    current = store.stat("inbox/song.wav")
+    store.copy("inbox/song.wav", "originals/x", current.size, match_etag=current.etag)
+    assert b"".join(store.iter_chunks("originals/x")) == b"bytes overwritten meanwhile"
+
+
+def put(store: ObjectStore, key: str, data: bytes) -> None:
+    store.put_stream(key, io.BytesIO(data), len(data), "audio/x-wav")
