@@ -98,7 +98,11 @@ def cmd_reprocess(settings: Settings, args: argparse.Namespace) -> int:
         print("name tracks, or use --genre NAME or --all", file=sys.stderr)
         return 2
     with connected(settings) as (ep, _):
-        ids = select_tracks(ep.database_url, track_ids=args.tracks, genre=args.genre)
+        try:
+            ids = select_tracks(ep.database_url, track_ids=args.tracks, genre=args.genre)
+        except LookupError as exc:
+            print(exc.args[0], file=sys.stderr)
+            return 2
         if not ids:
             print("no matching tracks", file=sys.stderr)
             return 1
@@ -157,7 +161,11 @@ def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
     from music_core.retention.run import run_retention
 
     options = RemovalOptions.keep_originals() if args.keep_originals else RemovalOptions.everything()
-    rule = RetentionRule(args.older_than_days, options, args.genre, args.limit)
+    try:
+        rule = RetentionRule(args.older_than_days, options, args.genre, args.limit)
+    except ValueError as exc:
+        print(f"retention: {exc}", file=sys.stderr)
+        return 2
     with connected(settings, with_redis=True) as (ep, store), _partition_forgetter(settings) as (_, forget):
         outcome = run_retention(
             ep.database_url, store, rule, execute=args.execute, performed_by=f"cli:{_whoami()}",

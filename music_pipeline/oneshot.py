@@ -144,17 +144,15 @@ def status_report(database_url: str) -> list[dict[str, Any]]:
 
 
 def select_tracks(database_url: str, *, track_ids: Sequence[str] = (), genre: str | None = None) -> list[str]:
-    """Track ids by explicit id (or unique prefix), by genre (case-insensitive), or all when neither."""
+    """Track ids by explicit id (or unique prefix of at least 6 hex characters: LookupError for one
+    that matches no track or several), by genre (case-insensitive), or all when neither."""
     with connect(database_url) as conn:
         if genre is not None:
             rows = conn.execute(
                 "SELECT id FROM music_files WHERE lower(genre) = lower(%s) ORDER BY seq", (genre,)
             ).fetchall()
         elif track_ids:
-            rows = conn.execute(
-                "SELECT id FROM music_files WHERE id LIKE ANY(%s) ORDER BY seq",
-                ([t.replace("%", "").replace("_", "") + "%" for t in track_ids],),
-            ).fetchall()
+            return list(dict.fromkeys(tracks.resolve_track(conn, t) for t in track_ids))
         else:
             rows = conn.execute("SELECT id FROM music_files ORDER BY seq").fetchall()
     return [r[0] for r in rows]

@@ -118,6 +118,26 @@ def test_process_reports_every_input_file_as_json(cli_env: dict[str, str], tmp_p
     assert comparison_attempts == 3
     assert cli(cli_env, "reprocess", "--all", "--stage", "nope").returncode == 2
     assert cli(cli_env, "reprocess").returncode == 2
+    # A prefix too short or not hex would match many tracks (LIKE "_%" matched all): refused.
+    for vague in ("", "_", "%", opus["track_id"][:1], "not-hex-at-all"):
+        refused = cli(cli_env, "reprocess", vague, "--stage", "comparison")
+        assert refused.returncode == 2 and "unique prefix of at least 6 hex" in refused.stderr
+    unknown = cli(cli_env, "reprocess", "0" * 12, "--stage", "comparison")
+    assert unknown.returncode == 2 and "no track matches" in unknown.stderr
+    with psycopg.connect(cli_env["MUSIC_DATABASE_URL"]) as conn:
+        assert (
+            conn.execute(
+                "SELECT attempts FROM track_stages WHERE file_id = %s AND stage = 'comparison'",
+                (opus["track_id"],),
+            ).fetchone()[0]
+            == comparison_attempts
+        )  # none of them ran anything
+    for days in ("-5", "nan", "inf", "1e10"):
+        bad = cli(cli_env, "retention", "--older-than-days", days)
+        assert bad.returncode == 2 and bad.stderr.startswith("retention: older_than_days must be between")
+    assert cli(cli_env, "retention", "--older-than-days", "1", "--limit", "-1").stderr == (
+        "retention: limit must be >= 1\n"
+    )
 
 
 def test_ingest_uploads_to_the_inbox(cli_env: dict[str, str], store: ObjectStore, tmp_path: Path) -> None:

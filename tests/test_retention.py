@@ -58,8 +58,10 @@ def test_options_refuse_combinations_that_would_orphan_objects() -> None:
         RemovalOptions(False, False, False, False, False, False)
     kept = RemovalOptions.keep_originals()
     assert not kept.delete_original and not kept.removes_track and kept.delete_converted
-    with pytest.raises(ValueError):
-        RetentionRule(older_than_days=-1)
+    for days in (-1, float("nan"), float("inf"), 1e10):
+        with pytest.raises(ValueError, match="older_than_days must be between 0 and 100000"):
+            RetentionRule(older_than_days=days)
+    assert RetentionRule(older_than_days=100_000).older_than_days == 100_000
 
 
 def test_preview_reports_the_old_tracks_and_changes_nothing(

@@ -11,6 +11,8 @@ from psycopg.rows import dict_row
 from music_core.retention.options import RemovalOptions
 from music_core.retention.removal import PlannedRemoval, bytes_for, object_keys_for
 
+MAX_AGE_DAYS = 100_000  # ~270 years; larger ages (and infinity) overflow date arithmetic
+
 
 @dataclass(frozen=True)
 class RetentionRule:
@@ -20,8 +22,8 @@ class RetentionRule:
     limit: int | None = None
 
     def __post_init__(self) -> None:
-        if self.older_than_days < 0:
-            raise ValueError("older_than_days must be >= 0")
+        if not 0 <= self.older_than_days <= MAX_AGE_DAYS:  # NaN fails too
+            raise ValueError(f"older_than_days must be between 0 and {MAX_AGE_DAYS}")
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be >= 1")
 

@@ -13,7 +13,7 @@ import dagster as dg
 from pydantic import Field
 
 from music_core.retention.options import RemovalOptions
-from music_core.retention.rules import RetentionRule
+from music_core.retention.rules import MAX_AGE_DAYS, RetentionRule
 from music_core.retention.run import CleanupOutcome, run_duplicates, run_orphan_sweep, run_retention
 from music_pipeline.defs.partitions import forget_partitions, tracks_partitions
 from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
@@ -30,7 +30,9 @@ class CleanupConfig(dg.Config):
 
 
 class RetentionConfig(CleanupConfig):
-    older_than_days: float | None = Field(None, ge=0, description="empty = no rule: nothing to do")
+    older_than_days: float | None = Field(
+        None, ge=0, le=MAX_AGE_DAYS, description="empty = no rule: nothing to do"
+    )
     genre: str | None = None
     keep_originals: bool = Field(False, description="drop derived data only; keep originals and rows")
     limit: int | None = Field(None, ge=1, description="at most this many tracks per run")
