@@ -23,7 +23,7 @@ from music_core.embedded import ServiceEndpoints
 from music_core.ingest import register_local_file
 from music_core.naming import original_key, sidecar_key
 from music_core.retention.options import RemovalOptions
-from music_core.retention.removal import _delete_objects, _record_intent
+from music_core.retention.removal import _delete_objects, _record_intent, execute_removals
 from music_core.retention.rules import RetentionRule, plan_retention
 from music_core.retention.run import run_retention
 from music_core.stages import prepare_audio, stage_context
@@ -232,6 +232,30 @@ def test_age_counts_from_the_latest_upload(
     with connect(db_url) as conn:
         planned = {p.track_id for p in plan_retention(conn, RetentionRule(30))}
     assert planned == set(library.old[1:])
+
+
+def test_content_uploaded_again_after_planning_is_not_removed(
+    library: Library, store: ObjectStore, db_url: str, tmp_path: Path
+) -> None:
+    """A long run plans first and removes track by track: an upload in between makes a track young."""
+    rule = RetentionRule(30)
+    with connect(db_url) as conn:
+        plans = plan_retention(conn, rule)
+    assert {p.track_id for p in plans} == set(library.old)
+    again = library.old[0]
+    path = tmp_path / "reupload.flac"
+    path.write_bytes(b"".join(store.iter_chunks(original_key(again))))
+    before = {k: v for k, v in object_digests(store).items() if again in k}
+    register_local_file(store, db_url, path, "Old/uploaded again.flac")  # the run is between tracks
+
+    result = execute_removals(db_url, store, plans, rule.options, performed_by="test")
+
+    assert result.renewed == [again] and sorted(result.removed) == sorted(library.old[1:])
+    assert {k: v for k, v in object_digests(store).items() if again in k} == before
+    kept = rows_of(db_url, [again])
+    assert len(kept["music_files"]) == 1 and len(kept["transcriptions"]) == 1 and kept["embeddings"]
+    with connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM removal_intents").fetchone()[0] == 0
 
 
 def test_index_vectors_match_rows_after_removal(library: Library, store: ObjectStore, db_url: str) -> None:

@@ -40,6 +40,9 @@ class PlannedRemoval:
     object_keys: tuple[str, ...]
     bytes: int
     reason: str
+    # A retention rule's cutoff: the removal happens only if, once the track's lock is held, its
+    # latest upload is still older (content uploaded again while the run went on is young again).
+    due_before: dt.datetime | None = None
 
 
 @dataclass
@@ -47,6 +50,7 @@ class RemovalResult:
     removed: list[str] = field(default_factory=list)  # tracks whose removal completed
     tracks_deleted: list[str] = field(default_factory=list)  # ... of which the whole track is gone
     deferred: list[str] = field(default_factory=list)  # busy (being processed): left for the next run
+    renewed: list[str] = field(default_factory=list)  # uploaded again since planned: no longer due
     failed: dict[str, str] = field(default_factory=dict)
     bytes_freed: int = 0
     vectors_removed: bool = False
@@ -55,6 +59,7 @@ class RemovalResult:
         self.removed += other.removed
         self.tracks_deleted += other.tracks_deleted
         self.deferred += other.deferred
+        self.renewed += other.renewed
         self.failed.update(other.failed)
         self.bytes_freed += other.bytes_freed
         self.vectors_removed |= other.vectors_removed
@@ -95,6 +100,18 @@ def plan_track_removals(
                        tuple(object_keys_for(row, options)), bytes_for(row, options), reason)
         for row in rows
     ]  # fmt: skip
+
+
+def latest_upload(conn: Connection, track_id: str) -> dt.datetime | None:
+    """When this content was last uploaded, under any of its names (None for an unknown track)."""
+    row = conn.execute(
+        """
+        SELECT GREATEST(f.uploaded_at, (SELECT max(a.last_seen_at) FROM file_aliases a WHERE a.file_id = f.id))
+        FROM music_files f WHERE f.id = %s
+        """,
+        (track_id,),
+    ).fetchone()
+    return row[0] if row else None
 
 
 def _record_intent(conn: Connection, plan: PlannedRemoval, options: RemovalOptions, who: str) -> None:
@@ -167,14 +184,17 @@ def _remove_locked(
     result: RemovalResult,
     options: RemovalOptions,
     size: int,
-    steps: Callable[[], None],
+    steps: Callable[[], bool],
 ) -> None:
-    """Run one track's removal ``steps`` under its exclusive lock and account for the outcome."""
+    """Run one track's removal ``steps`` under its exclusive lock and account for the outcome
+    (``steps`` returns False when, seen under the lock, the track is no longer due)."""
     if not try_exclusive_track_lock(conn, track_id):
         result.deferred.append(track_id)  # a stage or registration holds it: the next run retries
         return
     try:
-        steps()
+        if not steps():
+            result.renewed.append(track_id)
+            return
     except Exception as exc:  # noqa: BLE001 - the intent stays; the next run finishes it
         conn.rollback()
         log.exception("removal of %s failed", track_id)
@@ -202,10 +222,15 @@ def execute_removals(
     with connect(database_url) as conn:
         for plan in plans:
 
-            def steps(plan: PlannedRemoval = plan) -> None:
+            def steps(plan: PlannedRemoval = plan) -> bool:
+                if plan.due_before is not None:
+                    uploaded = latest_upload(conn, plan.track_id)
+                    if uploaded is not None and uploaded >= plan.due_before:
+                        return False
                 _record_intent(conn, plan, options, performed_by)
                 _delete_objects(store, plan.object_keys)
                 _apply_rows(conn, plan.track_id, options)
+                return True
 
             if tracks.exists(conn, plan.track_id):  # else removed meanwhile by another run
                 _remove_locked(conn, store, plan.track_id, result, options, plan.bytes, steps)
@@ -226,9 +251,10 @@ def finish_pending(database_url: str, store: ObjectStore) -> RemovalResult:
 
             def steps(
                 track_id: str = track_id, keys: list[str] = keys, options: RemovalOptions = options
-            ) -> None:
+            ) -> bool:
                 _delete_objects(store, keys)
                 _apply_rows(conn, track_id, options)
+                return True
 
             _remove_locked(conn, store, track_id, result, options, size, steps)
     return result

@@ -84,6 +84,7 @@ def plan_retention(
             object_keys=tuple(object_keys_for(row, o)),
             bytes=bytes_for(row, o),
             reason=f"retention: {rule.describe()}",
+            due_before=cutoff,
         )
         for row in rows
     ]

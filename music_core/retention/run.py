@@ -62,6 +62,7 @@ def _result_details(result: RemovalResult) -> dict[str, Any]:
         "removed": len(result.removed),
         "tracks_deleted": len(result.tracks_deleted),
         "deferred_busy": result.deferred,
+        "uploaded_again": result.renewed,
         "failed": result.failed,
     }
 
