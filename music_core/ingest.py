@@ -8,6 +8,8 @@ inbox object (registration reruns) or a complete track; a rerun never duplicates
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from music_core.naming import (
     original_key,
     sidecar_key,
 )
+from music_core.retention.removal import finish_pending_for
 from music_core.storage import ObjectStore
 
 
@@ -60,6 +63,15 @@ def _record(conn: Connection, *, track_id: str, size: int, name: str, source: st
     return RegisteredUpload(name, source, track_id, reg.created, duplicate_of)
 
 
+@contextmanager
+def registration_lock(conn: Connection, store: ObjectStore, track_id: str) -> Iterator[None]:
+    """The track's shared lock: a removal of this content in progress finishes first (and one a
+    crash left half done is finished now), then the content is stored anew."""
+    finish_pending_for(conn, store, track_id)
+    with shared_track_lock(conn, track_id):
+        yield
+
+
 def register_inbox_object(
     store: ObjectStore, database_url: str, key: str, prefix: str
 ) -> RegisteredUpload | None:
@@ -72,8 +84,7 @@ def register_inbox_object(
     name = name or name_below_prefix(key, prefix)
     track_id, size = sha256_chunks(store.iter_chunks(key))
     dest = original_key(track_id)
-    # Under the track's shared lock: a removal of this content finishes first, then we store it anew.
-    with connect(database_url) as conn, shared_track_lock(conn, track_id):
+    with connect(database_url) as conn, registration_lock(conn, store, track_id):
         if store.stat(dest) is None:
             # Copy only the version we hashed: a concurrent overwrite makes this fail and rerun.
             store.copy(key, dest, size, match_etag=info.etag)
@@ -95,7 +106,10 @@ def register_local_file(
     batch reuses connections instead of opening one per file."""
     track_id, size = sha256_file(path)
     dest = original_key(track_id)
-    with pool.connection() if pool else connect(database_url) as conn, shared_track_lock(conn, track_id):
+    with (
+        pool.connection() if pool else connect(database_url) as conn,
+        registration_lock(conn, store, track_id),
+    ):
         existing = store.stat(dest)
         if existing is None or existing.size != size:
             store.put_file(dest, path, _content_type(name))

@@ -234,6 +234,42 @@ def test_age_counts_from_the_latest_upload(
     assert planned == set(library.old[1:])
 
 
+@pytest.mark.parametrize("keep_originals", [False, True])
+def test_uploading_again_after_a_crashed_removal_keeps_the_new_upload(
+    library: Library, store: ObjectStore, db_url: str, tmp_path: Path, keep_originals: bool
+) -> None:
+    """A removal died after deleting objects; the same content is uploaded before the next cleanup
+    run. That run must not finish the old removal on top of the new upload."""
+    rule = RetentionRule(30, RemovalOptions.keep_originals() if keep_originals else RemovalOptions())
+    track = library.old[0]
+    path = tmp_path / "reupload.flac"
+    path.write_bytes(b"".join(store.iter_chunks(original_key(track))))
+    with connect(db_url) as conn:
+        plan = next(p for p in plan_retention(conn, rule) if p.track_id == track)
+        _record_intent(conn, plan, rule.options, "crashed run")
+    _delete_objects(store, plan.object_keys)  # the process died here
+
+    again = register_local_file(store, db_url, path, "Old/uploaded again.flac")
+
+    assert again.track_id == track
+    with connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM removal_intents").fetchone()[0] == 0
+        (names,) = conn.execute(
+            "SELECT array_agg(original_name ORDER BY id) FROM file_aliases WHERE file_id = %s", (track,)
+        ).fetchone()
+        converted = conn.execute("SELECT converted_path FROM music_files WHERE id = %s", (track,)).fetchone()[
+            0
+        ]
+    # The old removal was finished first: either the track was removed and is now new, or (keeping
+    # originals) its derived data is gone and the rows say so; the new name is recorded either way.
+    assert names[-1] == "Old/uploaded again.flac" and (len(names) > 1) is keep_originals
+    assert converted is None
+    outcome = run_retention(db_url, store, RetentionRule(30), execute=True, performed_by="test")
+    assert outcome.details["resumed_interrupted"] == []
+    assert track not in [planned["track_id"] for planned in outcome.details["tracks"]]
+    assert b"".join(store.iter_chunks(original_key(track))) == path.read_bytes()
+
+
 def test_content_uploaded_again_after_planning_is_not_removed(
     library: Library, store: ObjectStore, db_url: str, tmp_path: Path
 ) -> None:

@@ -45,6 +45,12 @@ def try_exclusive_track_lock(conn: Connection, track_id: str) -> bool:
     return taken
 
 
+def wait_exclusive_track_lock(conn: Connection, track_id: str) -> None:
+    """Take the exclusive lock, waiting for the stages and registrations that hold the track."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (track_lock_key(track_id),))
+    _end_transaction(conn)
+
+
 def release_exclusive_track_lock(conn: Connection, track_id: str) -> None:
     conn.execute("SELECT pg_advisory_unlock(%s)", (track_lock_key(track_id),))
     _end_transaction(conn)

@@ -22,7 +22,11 @@ from psycopg.types.json import Jsonb
 from music_core.batching import SIDECAR_SUFFIXES
 from music_core.db import tracks
 from music_core.db.connection import connect
-from music_core.db.locks import release_exclusive_track_lock, try_exclusive_track_lock
+from music_core.db.locks import (
+    release_exclusive_track_lock,
+    try_exclusive_track_lock,
+    wait_exclusive_track_lock,
+)
 from music_core.naming import converted_key, sidecar_key
 from music_core.retention.options import RemovalOptions
 from music_core.stages import COMPARISON, CONVERTED_AUDIO, EMBEDDING, LYRICS, TRANSCRIPTION
@@ -238,23 +242,49 @@ def execute_removals(
     return result
 
 
+_PENDING_SQL = "SELECT file_id, actions, object_keys, bytes FROM removal_intents"
+
+
 def finish_pending(database_url: str, store: ObjectStore) -> RemovalResult:
     """Complete removals a crashed run left half done (their intents are still recorded)."""
     result = RemovalResult()
     with connect(database_url) as conn:
-        pending = conn.execute(
-            "SELECT file_id, actions, object_keys, bytes FROM removal_intents ORDER BY created_at"
-        ).fetchall()
+        pending = conn.execute(f"{_PENDING_SQL} ORDER BY created_at").fetchall()  # noqa: S608 - constant
         conn.commit()
         for track_id, actions, keys, size in pending:
             options = RemovalOptions.from_dict(actions)
-
-            def steps(
-                track_id: str = track_id, keys: list[str] = keys, options: RemovalOptions = options
-            ) -> bool:
-                _delete_objects(store, keys)
-                _apply_rows(conn, track_id, options)
-                return True
-
+            steps = _finishing(conn, store, track_id, keys, options)
             _remove_locked(conn, store, track_id, result, options, size, steps)
     return result
+
+
+def finish_pending_for(conn: Connection, store: ObjectStore, track_id: str) -> bool:
+    """Complete a crashed removal of this one track, if one is recorded, waiting for its lock.
+    Registration calls it before storing the same content again: otherwise the next cleanup run
+    would finish the old removal and delete the new upload. True when there was one."""
+    if conn.execute("SELECT 1 FROM removal_intents WHERE file_id = %s", (track_id,)).fetchone() is None:
+        conn.commit()
+        return False  # the common case: no lock taken, so a stage at work never delays registration
+    wait_exclusive_track_lock(conn, track_id)
+    try:
+        pending = conn.execute(f"{_PENDING_SQL} WHERE file_id = %s", (track_id,)).fetchone()  # noqa: S608
+        if pending is not None:  # else a cleanup run finished it meanwhile
+            _, actions, keys, _ = pending
+            _finishing(conn, store, track_id, keys, RemovalOptions.from_dict(actions))()
+    except Exception:
+        conn.rollback()  # the intent stays for the next cleanup run
+        raise
+    finally:
+        release_exclusive_track_lock(conn, track_id)
+    return True
+
+
+def _finishing(
+    conn: Connection, store: ObjectStore, track_id: str, keys: list[str], options: RemovalOptions
+) -> Callable[[], bool]:
+    def steps() -> bool:
+        _delete_objects(store, keys)
+        _apply_rows(conn, track_id, options)
+        return True
+
+    return steps
