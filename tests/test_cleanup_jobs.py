@@ -19,7 +19,7 @@ from music_core.embedded import ServiceEndpoints
 from music_core.ingest import register_local_file
 from music_core.naming import converted_key, original_key
 from music_core.retention.duplicates import bit_error_rate, decode_fingerprint
-from music_core.retention.orphans import track_id_of_key
+from music_core.retention.orphans import find_orphans, repair_orphans, track_id_of_key
 from music_core.retention.run import run_duplicates, run_orphan_sweep
 from music_core.settings import Settings
 from music_core.stages import prepare_audio, stage_context
@@ -91,6 +91,34 @@ def test_orphan_sweep_previews_then_repairs_only_the_orphans(
         db_url, store, library.all, execute=False, performed_by="t", grace=dt.timedelta(0)
     )
     assert again.file_count == 0 and again.details["index_vectors_without_row"] == {MODEL: 0}
+
+
+def test_objects_stored_again_after_the_listing_are_not_marked_missing(
+    library: Library, store: ObjectStore, db_url: str
+) -> None:
+    track = library.young[0]
+    saved = {key: b"".join(store.iter_chunks(key)) for key in (original_key(track), converted_key(track))}
+    for key in saved:
+        store.delete(key)
+    with connect(db_url) as conn:
+        report = find_orphans(conn, store, library.all, grace=dt.timedelta(0))
+    assert report.rows_without_original == [track] and report.rows_without_converted == [track]
+    for key, data in saved.items():  # a re-upload and a reprocess between listing and repair
+        _put(store, key, data)
+
+    done = repair_orphans(db_url, store, report)
+
+    assert (done["originals_marked_missing"], done["converted_cleared"]) == (0, 0)
+    with connect(db_url) as conn:
+        removed_at, converted = conn.execute(
+            "SELECT original_removed_at, converted_path FROM music_files WHERE id = %s", (track,)
+        ).fetchone()
+    assert removed_at is None and converted == converted_key(track)
+    for key in saved:  # really missing: marked
+        store.delete(key)
+    assert repair_orphans(db_url, store, report) == {
+        "objects_deleted": 0, "bytes_freed": 0, "originals_marked_missing": 1, "converted_cleared": 1,
+    }  # fmt: skip
 
 
 def test_young_objects_are_never_orphans(store: ObjectStore, db_url: str) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from music_core.db.connection import connect
 from music_core.db.locks import release_exclusive_track_lock, try_exclusive_track_lock
@@ -117,26 +118,51 @@ def repair_orphans(database_url: str, store: ObjectStore, report: OrphanReport) 
             done["objects_deleted"] += 1
             done["bytes_freed"] += orphan.size
         for track_id in report.rows_without_original:
-            cur = conn.execute(
-                "UPDATE music_files SET original_removed_at = now() WHERE id = %s AND original_removed_at IS NULL",
-                (track_id,),
-            )
-            done["originals_marked_missing"] += cur.rowcount
+            with _still_missing(conn, store, track_id, "storage_path") as missing:
+                if missing:
+                    cur = conn.execute(
+                        "UPDATE music_files SET original_removed_at = now() "
+                        "WHERE id = %s AND original_removed_at IS NULL",
+                        (track_id,),
+                    )
+                    done["originals_marked_missing"] += cur.rowcount
         for track_id in report.rows_without_converted:
-            cur = conn.execute(
-                "UPDATE music_files SET converted_path = NULL, converted_size = NULL, converted_duration = NULL "
-                "WHERE id = %s AND converted_path IS NOT NULL",
-                (track_id,),
-            )
-            conn.execute(
-                "UPDATE track_stages SET status = 'failed', error = %s, updated_at = now() "
-                "WHERE file_id = %s AND stage = %s",
-                (
-                    "converted audio is missing from the bucket; reprocess to recreate",
-                    track_id,
-                    CONVERTED_AUDIO,
-                ),
-            )
-            done["converted_cleared"] += cur.rowcount
-        conn.commit()
+            with _still_missing(conn, store, track_id, "converted_path") as missing:
+                if missing:
+                    done["converted_cleared"] += _clear_converted(conn, track_id)
     return done
+
+
+@contextmanager
+def _still_missing(conn: Connection, store: ObjectStore, track_id: str, column: str) -> Iterator[bool]:
+    """Under the track's exclusive lock: is the object the row names still absent? The report's
+    listing is older; a registration or stage may have stored it since (then it is not missing).
+    A track busy right now is left for the next sweep. Commits what the block wrote."""
+    if not try_exclusive_track_lock(conn, track_id):
+        yield False
+        return
+    try:
+        row = conn.execute(
+            sql.SQL("SELECT {} FROM music_files WHERE id = %s").format(sql.Identifier(column)), (track_id,)
+        ).fetchone()
+        yield row is not None and row[0] is not None and store.stat(row[0]) is None
+    except BaseException:
+        conn.rollback()
+        raise
+    else:
+        conn.commit()
+    finally:
+        release_exclusive_track_lock(conn, track_id)
+
+
+def _clear_converted(conn: Connection, track_id: str) -> int:
+    cur = conn.execute(
+        "UPDATE music_files SET converted_path = NULL, converted_size = NULL, converted_duration = NULL "
+        "WHERE id = %s AND converted_path IS NOT NULL",
+        (track_id,),
+    )
+    conn.execute(
+        "UPDATE track_stages SET status = 'failed', error = %s, updated_at = now() WHERE file_id = %s AND stage = %s",
+        ("converted audio is missing from the bucket; reprocess to recreate", track_id, CONVERTED_AUDIO),
+    )
+    return cur.rowcount
