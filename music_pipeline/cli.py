@@ -243,6 +243,7 @@ def cmd_pin_lyrics(settings: Settings, args: argparse.Namespace) -> int:
     """Pin lyrics text (a file, LRC allowed) or a lyrics page's text to a track: it wins over every provider."""
     import httpx
 
+    from music_core.cache_generation import bump_generation
     from music_core.db import lyrics as lyrics_db
     from music_core.db import tracks
     from music_core.db.connection import connect
@@ -269,13 +270,14 @@ def cmd_pin_lyrics(settings: Settings, args: argparse.Namespace) -> int:
     except httpx.HTTPError as exc:  # unreachable page
         print(f"cannot pin: {args.url} unavailable ({type(exc).__name__})", file=sys.stderr)
         return 1
-    with connected(settings) as (ep, _), connect(ep.database_url) as conn:
+    with connected(settings, with_redis=True) as (ep, _), connect(ep.database_url) as conn:
         try:
             track_id = tracks.resolve_track(conn, args.track)
         except LookupError as exc:
             print(exc, file=sys.stderr)
             return 1
         lyrics_db.pin_lyrics(conn, track_id, found)
+        bump_generation(ep.redis_url)  # the track's cached detail shows the pinned lyrics at once
     print(f"pinned {len(found.text.splitlines())} lines to {track_id[:12]}; "
           f"run `music-analyzer reprocess {track_id[:12]} --stage lyrics` to redo the comparison")  # fmt: skip
     return 0

@@ -53,12 +53,14 @@ def open_stage_context(
     cfg: PipelineConfigResource,
 ) -> Iterator[StageContext]:
     keep_storage_connections(context.instance)  # this run's per-partition events reuse connections
-    with stage_context(
-        storage.store(),
-        db.url,
-        run_id=context.run.run_id,
-        timeout_seconds=cfg.ffmpeg_timeout_seconds,
-        workers=cfg.workers,
-    ) as ctx:
-        yield ctx
-    bump_generation(cfg.cache_url)  # cached API answers from before this write are no longer read
+    try:
+        with stage_context(
+            storage.store(),
+            db.url,
+            run_id=context.run.run_id,
+            timeout_seconds=cfg.ffmpeg_timeout_seconds,
+            workers=cfg.workers,
+        ) as ctx:
+            yield ctx
+    finally:  # a step that failed halfway may have written too
+        bump_generation(cfg.cache_url)  # cached API answers from before this write are no longer read

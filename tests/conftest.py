@@ -131,7 +131,9 @@ def resources(services: ServiceEndpoints, store: ObjectStore, db_url: str) -> di
             bucket=store.bucket,
             inbox_prefix="inbox/",
         ),
-        "pipeline": PipelineConfigResource(workers=2, tracks_per_run=50, objects_per_registration_run=4),
+        "pipeline": PipelineConfigResource(
+            workers=2, tracks_per_run=50, objects_per_registration_run=4, cache_url=services.redis_url
+        ),
         "asr": AsrResource(threads=2),
         "embedder": EmbedderResource(),
         "lyrics_sources": LyricsResource(providers=["tags", "sidecar"]),

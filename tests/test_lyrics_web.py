@@ -10,9 +10,11 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import redis
 from pydantic import SecretStr
 
 from music_core import provider_keys
+from music_core.cache_generation import GENERATION_KEY
 from music_core.db import lyrics as lyrics_db
 from music_core.db import tracks
 from music_core.db.connection import connect
@@ -427,8 +429,11 @@ def test_pin_lyrics_command(db_url: str, services: object, tmp_path: Path, web: 
     monkeypatch.setenv("MUSIC_DATA_DIR", str(tmp_path / "data"))
     text_file = tmp_path / "mine.txt"
     text_file.write_text("a pinned first line\na pinned second line\n", encoding="utf-8")
+    cache = redis.Redis.from_url(services.redis_url)  # type: ignore[attr-defined]
+    generation = int(cache.get(GENERATION_KEY) or 0)
     assert main(["pin-lyrics", TRACK[:10], "--text-file", str(text_file)]) == 0
     assert main(["pin-lyrics", TRACK[:10], "--url", web.pages + "/lyrics/kennedy/asknot.html"]) == 0
+    assert int(cache.get(GENERATION_KEY) or 0) == generation + 2  # cached track details are stale
     assert main(["pin-lyrics", TRACK[:10], "--url", web.pages + "/missing"]) == 1
     assert main(["pin-lyrics", "ffffffff", "--text-file", str(text_file)]) == 1
     err = capsys.readouterr().err

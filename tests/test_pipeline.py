@@ -11,7 +11,10 @@ from typing import Any
 import dagster as dg
 import psycopg
 import pytest
+import redis
 
+from music_core.cache_generation import GENERATION_KEY
+from music_core.embedded import ServiceEndpoints
 from music_core.naming import converted_key, original_key
 from music_core.stages import STAGES
 from music_core.storage import ObjectStore
@@ -157,7 +160,12 @@ def test_good_and_bad_files_flow_through_in_batched_runs(
 
 
 def test_one_registration_run_registers_its_objects_concurrently_without_duplicates(
-    defs: dg.Definitions, store: ObjectStore, db_url: str, media_dir: Path, monkeypatch: pytest.MonkeyPatch
+    defs: dg.Definitions,
+    store: ObjectStore,
+    db_url: str,
+    media_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    services: ServiceEndpoints,
 ) -> None:
     active, most = [0], [0]
     lock = threading.Lock()
@@ -182,12 +190,15 @@ def test_one_registration_run_registers_its_objects_concurrently_without_duplica
     upload_to_inbox(store, PREFIX, LocalFile(other, "other.ogg"))
     keys = [*copies, "inbox/other.ogg", "inbox/vanished.mp3"]  # the last one left the inbox already
     instance = dg.DagsterInstance.ephemeral()
+    cache = redis.Redis.from_url(services.redis_url)
+    generation = int(cache.get(GENERATION_KEY) or 0)
     result = defs.resolve_job_def("register_uploads_job").execute_in_process(
         run_config={"ops": {"register_uploads": {"config": {"keys": keys}}}}, instance=instance
     )
 
     assert result.success
     assert most[0] > 1
+    assert int(cache.get(GENERATION_KEY) or 0) > generation  # cached API lists show the new tracks
     registered = result.output_for_node("register_uploads")
     assert len(registered) == 7 and len(set(registered)) == 2  # in input order, one id per object
     with psycopg.connect(db_url) as conn:

@@ -4,6 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 
+from music_core.cache_generation import bump_generation
 from music_core.ingest import RegisteredUpload, register_inbox_object
 from music_core.stages import io_threads
 from music_core.storage import ObjectStore
@@ -62,6 +63,8 @@ def register_uploads(
             registered.append(result.track_id)
             duplicates += 0 if result.created else 1
     new_partitions = add_missing_partitions(context.instance, registered)
+    if registered:  # new tracks and names appear in cached lists and searches at once
+        bump_generation(pipeline.cache_url)
     if errors:
         raise dg.Failure(
             description=f"{len(errors)} of {len(config.keys)} uploads could not be registered; the rest were",
