@@ -16,7 +16,7 @@ from music_api import observability
 from music_api.auth import CredentialStore, require_admin
 from music_api.cache import ResponseCache
 from music_api.ratelimit import RateLimiter
-from music_api.routes import config, export, health, search, storage, stream, tracks, uploads, web
+from music_api.routes import config, docs, export, health, search, storage, stream, tracks, uploads, web
 from music_api.semantic import SemanticIndex
 from music_api.signed_urls import UrlSigner, signing_key
 from music_api.term_stats import SearchStatisticsCache
@@ -70,7 +70,9 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
             await app.state.rate_limiter.aclose()
             app.state.cache.close()
 
-    app = FastAPI(title="Music Analyzer API", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Music Analyzer API", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     app.state.credentials = CredentialStore(settings)
     app.state.url_signer = UrlSigner(signing_key(settings))
@@ -108,4 +110,5 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
     app.include_router(uploads.router)
     app.include_router(config.router)
     app.include_router(web.router)
+    app.include_router(docs.router)
     return app

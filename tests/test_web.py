@@ -599,3 +599,34 @@ def test_cleanup_preview_and_llm_notes_in_the_page(
     assert "null" not in page.text_content("#track")  # no placeholder leaks into the view
     assert page.text_content("#llm-notes") == notes
     assert page.evaluate("window.__pwned") is None and page.locator("#llm-notes img").count() == 0
+
+
+@pytest.mark.browser
+def test_openapi_docs_render_offline_under_the_page_policy(
+    browser: Any, live: tuple[LiveServer, RecordingApp]
+) -> None:
+    """/docs (the start-up banner points there) with Swagger UI from an installed package: every
+    request stays on this origin, and nothing on the page breaks the policy."""
+    context = browser.new_context()
+    pg = context.new_page()
+    violations: list[str] = []
+    elsewhere: list[str] = []
+    pg.on("console", lambda m: violations.append(m.text) if m.type in ("error", "warning") else None)
+    pg.on("pageerror", lambda exc: violations.append(str(exc)))
+    pg.on("request", lambda r: elsewhere.append(r.url) if not r.url.startswith(live[0].url) else None)
+    try:
+        response = pg.goto(live[0].url + "/docs")
+        assert response is not None and response.status == 200
+        pg.wait_for_selector(".opblock-summary-path", timeout=20_000)
+        paths = [
+            path.replace("\u200b", "") for path in pg.locator(".opblock-summary-path").all_text_contents()
+        ]
+        assert "/tracks/{track_id}/audio" in paths and "/search" in paths
+        assert "Music Analyzer API" in (pg.text_content(".info .title") or "")
+    finally:
+        context.close()
+    assert violations == [] and elsewhere == []
+    with httpx.Client(base_url=live[0].url) as c:
+        assert c.get("/docs/../main.py").status_code == 404
+        assert c.get("/docs/redoc.standalone.js").status_code == 404  # only the files the page uses
+        assert c.get("/redoc").status_code == 404  # FastAPI's CDN pages are off
