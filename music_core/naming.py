@@ -32,6 +32,25 @@ def _clean_segment(segment: str) -> str:
     return f"{short}~{digest}{ext}"
 
 
+_NOT_PORTABLE = str.maketrans(dict.fromkeys('/\\<>:"|?*', "_"))
+_RESERVED_ON_WINDOWS = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+}
+
+
+def portable_name(text: str) -> str:
+    """One folder or file name from untrusted text (a title, a genre, an uploaded name) that unpacks
+    the same on Linux, macOS and Windows: no separators or characters Windows refuses, no trailing
+    dot or space, no reserved device name; bounded like every key segment."""
+    name = _clean_segment(text.translate(_NOT_PORTABLE)).rstrip(". ") or "_"
+    return f"_{name}" if name.split(".", 1)[0].upper() in _RESERVED_ON_WINDOWS else name
+
+
 def safe_relative_key(relative_path: str) -> str:
     """A key fragment for a user path: forward slashes, no empty/dot segments, bounded segments."""
     parts = relative_path.replace("\\", "/").split("/")

@@ -263,6 +263,29 @@ def test_export_zip_layout_and_contents(client: TestClient, library: dict[str, s
     assert all(".." not in n.split("/") and not n.startswith("/") for n in names)
 
 
+def test_export_folders_are_one_portable_name_per_level(
+    client: TestClient, library: dict[str, str], services: ServiceEndpoints
+) -> None:
+    """Tags are untrusted: "AC/DC" must not become two folders, nor "a:b?" a name Windows refuses."""
+    import io
+    import zipfile
+
+    track = library["jfk.wav"]
+    with psycopg.connect(services.database_url) as conn:
+        before = conn.execute("SELECT genre, title FROM music_files WHERE id = %s", (track,)).fetchone()
+        conn.execute(
+            "UPDATE music_files SET genre = %s, title = %s WHERE id = %s", ("../..", "AC/DC: a\\b*?", track)
+        )
+    try:
+        r = client.post("/export", json={"ids": [track], "include": ["original"]}, headers=AUTH)
+    finally:
+        with psycopg.connect(services.database_url) as conn:
+            conn.execute("UPDATE music_files SET genre = %s, title = %s WHERE id = %s", (*before, track))
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        names = z.namelist()
+    assert names == [f".._/AC_DC_ a_b__ [{track[:8]}]/original/jfk.wav", "export_metadata.json"]
+
+
 def test_export_tar_gz_with_a_subset(client: TestClient, library: dict[str, str]) -> None:
     import io
     import tarfile

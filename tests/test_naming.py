@@ -8,6 +8,7 @@ from music_core.naming import (
     folder_of,
     inbox_key,
     original_key,
+    portable_name,
     safe_relative_key,
 )
 
@@ -67,3 +68,25 @@ def test_content_addressed_keys() -> None:
     sha = "ab" + "0" * 62
     assert original_key(sha) == f"originals/ab/{sha}"
     assert converted_key(sha) == f"converted/ab/{sha}.flac"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("AC/DC", "AC_DC"),
+        ("a/b\\c:d*e?f", "a_b_c_d_e_f"),
+        ('say "hi" <now> | later', "say _hi_ _now_ _ later"),
+        ("../../etc/passwd", ".._.._etc_passwd"),  # one harmless name, not a path
+        ("..", "__"),
+        ("trailing dots... ", "trailing dots"),
+        ("CON", "_CON"),
+        ("nul.txt", "_nul.txt"),
+        ("Console", "Console"),
+        ("Caf\u0065\u0301 \u266a", "Caf\u00e9 \u266a"),
+        ("tab\there", "tabhere"),
+        ("", "_"),
+    ],
+)
+def test_portable_names_unpack_the_same_everywhere(text: str, expected: str) -> None:
+    assert portable_name(text) == expected
+    assert "/" not in portable_name("x/" * 300) and len(portable_name("y" * 500).encode()) <= 200

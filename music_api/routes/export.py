@@ -19,6 +19,7 @@ from music_api.deps import Conn, Store
 from music_api.routes.stream import CHUNK, content_disposition
 from music_api.routes.tracks import TrackId
 from music_core.archive import Member, tar_gz_stream, zip_stream
+from music_core.naming import portable_name
 from music_core.storage import ObjectStore
 
 router = APIRouter(tags=["export"], dependencies=[Depends(require_reader)])
@@ -72,9 +73,10 @@ def _members(store: ObjectStore, rows: list[tuple], include: set[Part]) -> Itera
     for row in rows:
         tid, name, original, converted, genre, title, artist, album, duration, size, uploaded, text = row[:12]
         lyrics_text, lrc = row[12:]
-        base_name = name.rsplit("/", 1)[-1]
-        stem = base_name.rsplit(".", 1)[0] or tid[:12]
-        folder = f"{genre or 'Unknown genre'}/{title or stem} [{tid[:8]}]"
+        base_name = portable_name(name.rsplit("/", 1)[-1])
+        stem = portable_name(base_name.rsplit(".", 1)[0] or tid[:12])
+        label = portable_name(title or stem).encode()[:180].decode(errors="ignore").rstrip(". ") or "_"
+        folder = f"{portable_name(genre or 'Unknown genre')}/{label} [{tid[:8]}]"  # one level each
         entry = {"track_id": tid, "filename": name, "genre": genre, "title": title, "artist": artist,
                  "album": album, "duration": duration, "size": size, "uploaded_at": uploaded.isoformat(),
                  "files": []}  # fmt: skip
