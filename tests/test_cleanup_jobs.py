@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import io
 import json
@@ -18,7 +19,7 @@ from music_core.db.connection import connect
 from music_core.embedded import ServiceEndpoints
 from music_core.ingest import register_local_file
 from music_core.naming import converted_key, original_key
-from music_core.retention.duplicates import bit_error_rate, decode_fingerprint
+from music_core.retention.duplicates import bit_error_rate, decode_fingerprint, perceptual_duplicates
 from music_core.retention.orphans import find_orphans, repair_orphans, track_id_of_key
 from music_core.retention.run import run_duplicates, run_orphan_sweep
 from music_core.settings import Settings
@@ -168,6 +169,46 @@ def test_duplicates_reports_encodings_of_one_recording_and_merge_keeps_the_best(
         )
         assert conn.execute("SELECT count(*) FROM music_files WHERE id = %s", (drop,)).fetchone()[0] == 0
     assert names == ["Album/speech.flac", "Phone/copy of speech.mp3", "Phone/speech low.mp3"]
+
+
+def test_a_chain_of_similar_tracks_is_not_one_recording(
+    store: ObjectStore, db_url: str, tmp_path: Path
+) -> None:
+    """A~B and B~C (each pair within the threshold) while A and C are not: C is no copy of A, and a
+    merge must never delete it as one. Fingerprints set directly, the rest through registration."""
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 2**32, 400, dtype=np.uint32)
+    flips_ab = np.zeros(400 * 32, dtype=bool)
+    flips_ab[rng.choice(400 * 32, int(400 * 32 * 0.07), replace=False)] = True
+    b = a ^ np.packbits(flips_ab, bitorder="little").view(np.uint32)
+    flips_bc = np.zeros(400 * 32, dtype=bool)
+    flips_bc[
+        np.flatnonzero(~flips_ab)[rng.choice(int((~flips_ab).sum()), int(400 * 32 * 0.07), replace=False)]
+    ] = True
+    c = b ^ np.packbits(flips_bc, bitorder="little").view(np.uint32)
+    assert bit_error_rate(a, b) < 0.1 and bit_error_rate(b, c) < 0.1 and bit_error_rate(a, c) > 0.1
+
+    ids = {}
+    for name, fp, codec, bit_rate in [("a.flac", a, "flac", 900_000), ("b.mp3", b, "mp3", 320_000),
+                                      ("c.mp3", c, "mp3", 128_000)]:  # fmt: skip
+        path = tmp_path / name
+        path.write_bytes(name.encode() * 100)  # distinct content; its audio facts are set below
+        ids[name] = track = register_local_file(store, db_url, path, name).track_id
+        with connect(db_url) as conn:
+            conn.execute(
+                "UPDATE music_files SET codec = %s, bit_rate = %s, duration = 30 WHERE id = %s",
+                (codec, bit_rate, track),
+            )
+            conn.execute(
+                "INSERT INTO fingerprints (file_id, algorithm, fingerprint) VALUES (%s, 'test', %s)",
+                (track, base64.b64encode(fp.astype("<u4").tobytes()).decode()),
+            )
+    with connect(db_url) as conn:
+        groups = perceptual_duplicates(conn)
+    assert [(g.keep.track_id, [o.track_id for o in g.others]) for g in groups] == [
+        (ids["a.flac"], [ids["b.mp3"]])
+    ]
+    assert groups[0].max_bit_error_rate == pytest.approx(bit_error_rate(a, b))
 
 
 def test_retention_job_in_dagster_forgets_partitions_and_logs(

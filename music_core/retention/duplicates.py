@@ -8,6 +8,7 @@ most 0.003; a different melody by 0.456. The default threshold 0.1 leaves a wide
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,10 +109,41 @@ def _load_copies(conn: Connection) -> list[tuple[Copy, np.ndarray]]:
 def perceptual_duplicates(
     conn: Connection, max_bit_error_rate: float = DEFAULT_MAX_BIT_ERROR_RATE, duration_tolerance: float = 0.05
 ) -> list[DuplicateGroup]:
-    """Groups of tracks that are the same recording; only tracks of similar duration are compared."""
+    """Groups of tracks that are the same recording as the group's kept (best) copy: every other
+    member is within the bit error rate and duration tolerance of that copy itself, not merely
+    linked to it through a chain of similar tracks (A~B and B~C does not make C a copy of A)."""
     copies = _load_copies(conn)
+
+    def close(i: int, j: int) -> float | None:
+        (a, fa), (b, fb) = copies[i], copies[j]
+        if a.duration is None or b.duration is None:
+            return None
+        if abs(b.duration - a.duration) > max(1.0, duration_tolerance * min(a.duration, b.duration)):
+            return None
+        ber = bit_error_rate(fa, fb)
+        return ber if ber <= max_bit_error_rate else None
+
+    result = []
+    for component in _candidate_components(copies, close, duration_tolerance):
+        remaining = sorted(component, key=lambda i: quality_key(copies[i][0]), reverse=True)
+        while len(remaining) > 1:
+            keep, rest = remaining[0], remaining[1:]
+            near = {j: ber for j in rest if (ber := close(keep, j)) is not None}
+            if near:
+                others = tuple(copies[j][0] for j in rest if j in near)
+                result.append(DuplicateGroup(copies[keep][0], others, max(near.values())))
+            remaining = [j for j in rest if j not in near]
+    return result
+
+
+def _candidate_components(
+    copies: list[tuple[Copy, np.ndarray]],
+    close: Callable[[int, int], float | None],
+    duration_tolerance: float,
+) -> list[list[int]]:
+    """Tracks linked by any close pair (sorted by duration, so each is compared only with tracks of
+    similar length); each component is then split around its best copies."""
     parent = list(range(len(copies)))
-    edges: list[tuple[int, float]] = []
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -119,30 +151,19 @@ def perceptual_duplicates(
             i = parent[i]
         return i
 
-    for i, (a, fa) in enumerate(copies):  # sorted by duration: stop once durations drift apart
+    for i, (a, _) in enumerate(copies):  # sorted by duration: stop once durations drift apart
         for j in range(i + 1, len(copies)):
-            b, fb = copies[j]
+            b = copies[j][0]
             if a.duration is None or b.duration is None:
                 break
             if b.duration - a.duration > max(1.0, duration_tolerance * a.duration):
                 break
-            ber = bit_error_rate(fa, fb)
-            if ber <= max_bit_error_rate:
+            if close(i, j) is not None:
                 parent[root(j)] = root(i)
-                edges.append((i, ber))
-    worst: dict[int, float] = {}
-    for i, ber in edges:
-        worst[root(i)] = max(worst.get(root(i), 0.0), ber)
-    groups: dict[int, list[Copy]] = {}
-    for i, (copy, _) in enumerate(copies):
-        groups.setdefault(root(i), []).append(copy)
-    result = []
-    for r, members in groups.items():
-        if len(members) < 2:
-            continue
-        ranked = sorted(members, key=quality_key, reverse=True)
-        result.append(DuplicateGroup(ranked[0], tuple(ranked[1:]), worst.get(r, 0.0)))
-    return result
+    components: dict[int, list[int]] = {}
+    for i in range(len(copies)):
+        components.setdefault(root(i), []).append(i)
+    return [members for members in components.values() if len(members) > 1]
 
 
 def merge_aliases(conn: Connection, keep_id: str, other_ids: list[str]) -> int:
