@@ -34,6 +34,7 @@ _SORT_SQL = {
     SortKey.transcribed: sql.SQL("(SELECT max(t.created_at) FROM transcriptions t WHERE t.file_id = f.id)"),
 }
 _NOT_NULL_KEYS = {SortKey.filename, SortKey.size, SortKey.uploaded}
+_ALPHABETICAL_KEYS = {SortKey.filename, SortKey.genre}
 _HAS_TRANSCRIPT = "EXISTS (SELECT 1 FROM transcriptions t WHERE t.file_id = f.id AND NOT t.no_vocals)"
 _HAS_LYRICS = "EXISTS (SELECT 1 FROM lyrics l WHERE l.file_id = f.id)"
 
@@ -52,7 +53,9 @@ class TrackFilter:
     uploaded_after: dt.datetime | None = None
     uploaded_before: dt.datetime | None = None
     sort: SortKey = SortKey.uploaded
-    order: Order = Order.desc
+    order: Annotated[
+        Order | None, Query(description="default: A to Z for filename and genre, largest/newest first otherwise")
+    ] = None
 
     def where(self) -> tuple[sql.Composable, list[Any]]:
         clauses: list[sql.Composable] = []
@@ -93,6 +96,7 @@ class TrackFilter:
     def order_by(self) -> sql.Composable:
         """Unknown values last in either direction. The wording matches the sort indexes of
         migration 0005 (a NULLS clause on a NOT NULL column would keep PostgreSQL from using them)."""
-        word = "ASC" if self.order is Order.asc else "DESC"
+        order = self.order or (Order.asc if self.sort in _ALPHABETICAL_KEYS else Order.desc)
+        word = "ASC" if order is Order.asc else "DESC"
         nulls = "" if self.sort in _NOT_NULL_KEYS else " NULLS LAST"
         return sql.SQL("{} {}, f.seq {}").format(_SORT_SQL[self.sort], sql.SQL(word + nulls), sql.SQL(word))

@@ -225,6 +225,11 @@ def test_library_filters(
 def test_library_sorting(client: TestClient, library: dict[str, str]) -> None:
     by_name = client.get("/tracks", params={"sort": "filename", "order": "asc"}, headers=AUTH).json()
     assert [i["filename"] for i in by_name["items"]] == ["jfk.wav", "librivox_0870.wav", MP3]
+    # Without an order: names A to Z, sizes and dates largest/newest first.
+    default = client.get("/tracks", params={"sort": "filename"}, headers=AUTH).json()
+    assert [i["filename"] for i in default["items"]] == ["jfk.wav", "librivox_0870.wav", MP3]
+    newest = client.get("/tracks", headers=AUTH).json()["items"]
+    assert [i["uploaded_at"] for i in newest] == sorted((i["uploaded_at"] for i in newest), reverse=True)
     by_size = client.get("/tracks", params={"sort": "size", "order": "desc"}, headers=AUTH).json()
     sizes = [i["size"] for i in by_size["items"]]
     assert sizes == sorted(sizes, reverse=True)
