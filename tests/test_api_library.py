@@ -381,8 +381,13 @@ def test_lyrics_comparison_and_lrc_downloads(
     lrc = client.get(f"/tracks/{track}/lyrics.lrc", headers=AUTH)
     assert lrc.status_code == 200 and lrc.text.splitlines()[1].startswith("[00:0")
     txt = client.get(f"/tracks/{track}/lyrics.txt", headers=AUTH)
-    assert txt.status_code == 200 and txt.text.startswith("And so")
-    assert client.get(f"/tracks/{library_missing()}/lyrics.lrc", headers=AUTH).status_code == 404
+    assert txt.status_code == 200 and txt.text.startswith("And so") and txt.text.endswith("do)\n")
+    missing = client.get(f"/tracks/{library_missing()}/lyrics.lrc", headers=AUTH)
+    assert (
+        missing.status_code == 404 and missing.json()["detail"] == "no synced lyrics (LRC) for this track yet"
+    )
+    missing = client.get(f"/tracks/{library_missing()}/lyrics.txt", headers=AUTH)
+    assert missing.status_code == 404 and missing.json()["detail"] == "no lyrics for this track"
 
 
 def library_missing() -> str:
@@ -453,3 +458,5 @@ def test_transcriptions_csv(client: TestClient, library: dict[str, str]) -> None
     assert set(by_name) == {"jfk.wav", "librivox_0870.wav"}
     assert "country" in by_name["jfk.wav"][6].lower()
     assert client.post("/export/transcriptions.csv", json={"ids": ["x"]}, headers=AUTH).status_code == 422
+    unknown = client.post("/export/transcriptions.csv", json={"ids": [library_missing()]}, headers=AUTH)
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "none of these tracks exist"

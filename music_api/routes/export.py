@@ -164,13 +164,18 @@ _TEXT_SQL = {
 }
 
 
+_MISSING = {"lyrics": "no lyrics for this track", "comparisons": "no synced lyrics (LRC) for this track yet"}
+
+
 def _text_download(conn: Conn, track_id: str, column: str, table: str, suffix: str, media: str) -> Response:
     row = conn.execute(_TEXT_SQL[(column, table)], (track_id,)).fetchone()
     if row is None or not row[1]:
-        raise HTTPException(404, f"no {table} for this track")
+        raise HTTPException(404, _MISSING[table])
     name = row[0].rsplit("/", 1)[-1].rsplit(".", 1)[0] + suffix
     return Response(
-        row[1], media_type=media, headers={"Content-Disposition": content_disposition(name, "attachment")}
+        row[1].rstrip("\n") + "\n",  # one final newline, as every text download
+        media_type=media,
+        headers={"Content-Disposition": content_disposition(name, "attachment")},
     )
 
 
@@ -184,6 +189,9 @@ def transcriptions_csv(selection: Selection, request: Request) -> StreamingRespo
 
     pool = request.app.state.pool
     ids = list(dict.fromkeys(selection.ids))
+    with pool.connection() as conn:
+        if conn.execute("SELECT 1 FROM music_files WHERE id = ANY(%s) LIMIT 1", (ids,)).fetchone() is None:
+            raise HTTPException(404, "none of these tracks exist")  # as POST /export answers
 
     def rows() -> Iterator[bytes]:
         buffer = io.StringIO()
