@@ -261,6 +261,7 @@ def test_page_is_served_with_a_strict_policy(live: tuple[LiveServer, RecordingAp
         js = c.get("/web/app.js")
         assert c.get("/web/../main.py").status_code == 404
         assert c.get("/web/secrets.json").status_code == 404
+        assert c.get("/web/index.html").text == html.text
     policy = html.headers["content-security-policy"]
     assert "script-src 'self';" in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy
     assert "frame-ancestors 'none'" in policy and html.headers["content-type"].startswith("text/html")

@@ -16,8 +16,8 @@ from music_api.routes.tracks import TrackId
 from music_api.signed_urls import UrlSigner
 
 router = APIRouter(tags=["web"])
-_FILES = {"": ("index.html", "text/html; charset=utf-8"), "app.js": ("app.js", "text/javascript; charset=utf-8"),
-          "app.css": ("app.css", "text/css; charset=utf-8")}  # fmt: skip
+_FILES = {"": ("index.html", "text/html; charset=utf-8"), "index.html": ("index.html", "text/html; charset=utf-8"),
+          "app.js": ("app.js", "text/javascript; charset=utf-8"), "app.css": ("app.css", "text/css; charset=utf-8")}  # fmt: skip
 
 
 def page_policy(s3_origin: str | None) -> str:
