@@ -54,7 +54,8 @@ class TrackFilter:
     uploaded_before: dt.datetime | None = None
     sort: SortKey = SortKey.uploaded
     order: Annotated[
-        Order | None, Query(description="default: A to Z for filename and genre, largest/newest first otherwise")
+        Order | None,
+        Query(description="default: A to Z for filename and genre, largest/newest first otherwise"),
     ] = None
 
     def where(self) -> tuple[sql.Composable, list[Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -68,11 +69,16 @@ def materialize_tracks(
     assert name is not None
     keep_storage_connections(instance)
     order = instance.get_dynamic_partitions(name)
+    # Dagster's console log follows the process's verbosity (`music-analyzer -v`): its per-step DEBUG
+    # lines drowned the one-shot commands' own output.
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+    run_config = {"loggers": {"console": {"config": {"log_level": level}}}}
     for first, last in contiguous_ranges(order, track_ids, batch):
         dg.materialize(
             assets,
             instance=instance,
             resources=resources,
+            run_config=run_config,
             tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
             raise_on_error=True,
         )

@@ -148,6 +148,7 @@ def test_duplicates_reports_encodings_of_one_recording_and_merge_keeps_the_best(
     for path, name in [(flac, "Album/speech.flac"), (mp3, "Phone/speech low.mp3"), (other, "music.flac")]:
         ids[path.suffix + path.stem] = register_local_file(store, db_url, path, name).track_id
     register_local_file(store, db_url, mp3, "Phone/copy of speech.mp3")  # exact duplicate: an alias
+    register_local_file(store, db_url, flac, "Album/speech.flac")  # the same name again: no duplicate
     with stage_context(store, db_url, run_id="t", timeout_seconds=60, workers=2) as ctx:
         for track_id in ids.values():
             assert [o.status for o in prepare_audio(ctx, track_id)] == ["done", "done"]

@@ -60,6 +60,7 @@ def test_process_reports_every_input_file_as_json(cli_env: dict[str, str], tmp_p
                str(tmp_path / "missing.mp3"), "--json")  # fmt: skip
 
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "DEBUG" not in proc.stderr and "STEP_START" not in proc.stderr  # Dagster quiet without -v
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     by_name = {Path(r["file"]).name: r for r in rows}
     assert len(rows) == 7

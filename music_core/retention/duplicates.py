@@ -80,7 +80,7 @@ def exact_duplicates(conn: Connection) -> list[dict]:
         """
         SELECT f.id, array_agg(a.original_name ORDER BY a.id), sum(a.upload_count)
         FROM music_files f JOIN file_aliases a ON a.file_id = f.id
-        GROUP BY f.id HAVING count(*) > 1 OR sum(a.upload_count) > 1 ORDER BY f.seq
+        GROUP BY f.id HAVING count(*) > 1 ORDER BY f.seq
         """
     ).fetchall()
     return [{"track_id": r[0], "names": list(r[1]), "uploads": int(r[2])} for r in rows]
