@@ -24,17 +24,20 @@ from music_pipeline.instance import keep_storage_connections
 
 def track_report(state: tracks.TrackState | None) -> dict[str, Any]:
     stages = {name: "skipped" for name in STAGES}
+    notes: dict[str, str] = {}
     error = transcript = lyrics_source = similarity = None
     if state is not None:
         for name in STAGES:
             status = state.stages.get(name)
             stages[name] = "done" if status == "done" else "failed" if status == "failed" else "skipped"
+            if stages[name] == "skipped" and state.errors.get(name):  # why: no vocals, no lyrics found…
+                notes[name] = state.errors[name]
         failed = [n for n in STAGES if state.stages.get(n) == "failed"]
         error = f"{failed[0]}: {state.errors.get(failed[0])}" if failed else None
         transcript, lyrics_source, similarity = state.transcript, state.lyrics_source, state.similarity
     return {
-        "stages": stages, "error": error, "transcript": transcript, "lyrics_source": lyrics_source,
-        "similarity": similarity,
+        "stages": stages, "notes": notes, "error": error, "transcript": transcript,
+        "lyrics_source": lyrics_source, "similarity": similarity,
     }  # fmt: skip
 
 

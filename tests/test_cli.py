@@ -68,7 +68,7 @@ def test_process_reports_every_input_file_as_json(cli_env: dict[str, str], tmp_p
         assert set(row) >= {"file", "track_id", "duplicate_of", "stages", "error", "transcript"}
         assert set(row["stages"]) == STAGES
     opus = by_name["ask not (live) ünï.opus"]
-    assert opus["stages"] == ALL_DONE and opus["error"] is None
+    assert opus["stages"] == ALL_DONE and opus["error"] is None and opus["notes"] == {}
     assert "what your country can do for you" in opus["transcript"].lower()
     assert opus["lyrics_source"] == "sidecar" and opus["similarity"] > 80
     dups = [by_name["dup one.wav"], by_name["dup 'two'.wav"], by_name[long_name.name]]
@@ -76,10 +76,11 @@ def test_process_reports_every_input_file_as_json(cli_env: dict[str, str], tmp_p
     assert sum(d["duplicate_of"] is None for d in dups) == 1
     assert by_name["notes.mp3"]["stages"]["audio_file"] == "failed"
     assert by_name["notes.mp3"]["error"].startswith("audio_file: not a readable")
+    assert by_name["notes.mp3"]["notes"]["converted_audio"] == "audio_file is failed"
     assert by_name["empty.mp3"]["error"] == "audio_file: empty file (0 bytes)"
     assert by_name["missing.mp3"] == {
         "file": str(tmp_path / "missing.mp3"), "track_id": None, "duplicate_of": None,
-        "stages": ALL_SKIPPED, "error": "no such file or directory", "transcript": None,
+        "stages": ALL_SKIPPED, "notes": {}, "error": "no such file or directory", "transcript": None,
         "lyrics_source": None, "similarity": None,
     }  # fmt: skip
 
