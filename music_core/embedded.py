@@ -234,6 +234,11 @@ class EmbeddedServices:
             f"-s3.port={port}", f"-s3.config={config}", f"-s3.port.grpc={port + 10005}",
             "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
             "-metricsPort=0",
+            # By default weed caps the volume count at free disk / 1 GiB, measured at start, and
+            # every bucket takes volumes of its own: 63 GB free ran out after ~60 buckets ("No
+            # writable volumes and no free volumes left"). Volumes are not preallocated, so a high
+            # cap costs nothing; the disk itself stays the limit.
+            "-volume.max=10000",
         ]  # fmt: skip
         for name, offset in internal.items():
             args += [f"-{name}.port={port + offset}", f"-{name}.port.grpc={port + 10000 + offset}"]
