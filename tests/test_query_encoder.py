@@ -76,6 +76,18 @@ def test_a_cached_encoder_is_loaded_without_exporting(
     assert isinstance(load_query_embedder(None, model_cache), OnnxEmbedder)
 
 
+def test_an_export_in_a_new_format_removes_the_older_formats_files(tiny_model: str, tmp_path: Path) -> None:
+    files = QueryEncoderFiles.for_model(tmp_path, describe_model(tiny_model))
+    base = files.stem.rpartition(".v")[0]
+    older = [tmp_path / f"{base}.v1.{suffix}" for suffix in ("onnx", "json", "tokenizer.json", "lock")]
+    others = [tmp_path / "another_model.v1.onnx", tmp_path / f"{base}.vintage.onnx"]
+    for path in older + others:
+        path.write_bytes(b"from an earlier release")
+    assert isinstance(load_query_embedder(tiny_model, tmp_path), OnnxEmbedder)
+    assert not any(path.exists() for path in older) and all(path.exists() for path in others)
+    assert files.manifest.exists() and files.word_table.exists()
+
+
 def test_workers_starting_together_export_once_and_agree(
     tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -51,6 +51,16 @@ class QueryEncoderFiles:
     def lock(self) -> Path:
         return self.directory / f"{self.stem}.lock"
 
+    def older_formats(self) -> list[Path]:
+        """Files an earlier export format left for the same model (this export replaces them)."""
+        base = self.stem.rpartition(".v")[0]
+        earlier = re.compile(rf"{re.escape(base)}\.v(\d+)\.")
+        return sorted(
+            path
+            for path in self.directory.iterdir()
+            if (match := earlier.match(path.name)) and int(match.group(1)) != EXPORT_FORMAT
+        )
+
     def remove(self) -> None:
         for path in (self.manifest, self.graph, self.tokenizer, self.word_table):
             path.unlink(missing_ok=True)

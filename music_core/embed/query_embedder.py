@@ -60,7 +60,10 @@ def _onnx_embedder(model: str | None, cache_dir: Path, threads: int) -> OnnxEmbe
                 files.remove()
         log.info("exporting the query encoder for %s to %s", model_id, files.graph)
         run_export(model if model else default_model()[0], model_id, files)
-        return OnnxEmbedder.load(files, threads=threads)
+        embedder = OnnxEmbedder.load(files, threads=threads)
+        for stale in files.older_formats():  # ~90 MB per model that nothing reads any more
+            stale.unlink(missing_ok=True)
+        return embedder
 
 
 def run_export(model_path: str, model_id: str, files: QueryEncoderFiles, timeout: float = 900.0) -> None:
