@@ -31,6 +31,7 @@ from music_core.cache_generation import bump_generation
 from music_core.embedded import ServiceEndpoints
 from music_core.ingest import register_inbox_object, register_local_file
 from music_core.lyrics.lrc import parse_lrc
+from music_core.naming import portable_name
 from music_core.passwords import hash_password
 from music_core.retention.options import RemovalOptions
 from music_core.retention.removal import execute_removals, plan_track_removals
@@ -443,7 +444,7 @@ def test_export_zip_from_the_page(page: Any, library: dict[str, Any], tmp_path: 
     with zipfile.ZipFile(io.BytesIO(Path(download.path()).read_bytes())) as z:
         names = z.namelist()
         meta = json.loads(z.read("export_metadata.json"))
-        original = next(n for n in names if n.endswith(f"/original/{HOSTILE_NAME}"))
+        original = next(n for n in names if n.endswith(f"/original/{portable_name(HOSTILE_NAME)}"))
         assert z.read(original) == library["song"].read_bytes()
         converted = next(n for n in names if "/converted/" in n)
         assert z.read(converted)[:4] == b"fLaC"
