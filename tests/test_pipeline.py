@@ -21,6 +21,7 @@ from music_core.storage import ObjectStore
 from music_core.uploads import LocalFile, upload_to_inbox
 from music_pipeline import definitions
 from music_pipeline.defs.ingest import jobs as register_jobs
+from music_pipeline.defs.ingest import sensors
 from music_pipeline.defs.ingest.sensors import inbox_sensor, new_tracks_sensor
 from music_pipeline.oneshot import assets_for_stages
 from tests import media
@@ -94,7 +95,8 @@ def test_inbox_sensor_batches_and_remembers_what_it_requested(
     assert [len(b) for b in batches] == [4, 2]
     assert not any(k.endswith(".lrc") for b in batches for k in b)
     with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
-        assert isinstance(inbox_sensor(ctx), dg.SkipReason)  # still pending: not requested twice
+        pending = inbox_sensor(ctx)
+    assert not pending.run_requests and pending.skip_reason  # still pending: not requested twice
     # A re-upload with different content under a requested name is new work.
     upload_to_inbox(store, PREFIX, LocalFile(media.SPEECH_WAV, "copy 0.mp3"))
     with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
@@ -104,6 +106,64 @@ def test_inbox_sensor_batches_and_remembers_what_it_requested(
         ["inbox/copy 0.mp3"]
     ]
     assert set(json.loads(again.cursor or "{}")) == {f"inbox/copy {i}.mp3" for i in range(6)}
+
+
+def _tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=cursor) as ctx:
+        return inbox_sensor(ctx)
+
+
+def _launch(defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest) -> bool:
+    """What the daemon does with a request: a run tagged with its run key."""
+    return defs.resolve_job_def("register_uploads_job").execute_in_process(
+        run_config=request.run_config, instance=instance, tags={"dagster/run_key": request.run_key},
+        raise_on_error=False,
+    ).success  # fmt: skip
+
+
+def test_objects_still_in_the_inbox_after_their_run_ended_are_requested_again(
+    defs: dg.Definitions, store: ObjectStore, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    upload_to_inbox(store, PREFIX, LocalFile(media.SPEECH_MP3, "song.mp3"))
+    real_register = register_jobs.register_inbox_object
+
+    def broken(*_args: Any) -> Any:
+        raise OSError("the S3 server went away")
+
+    monkeypatch.setattr(register_jobs, "register_inbox_object", broken)
+    first = _tick(defs, instance, None)
+    assert [len(r.run_config["ops"]["register_uploads"]["config"]["keys"]) for r in first.run_requests] == [1]
+    assert not _launch(defs, instance, first.run_requests[0])  # failed: the object stays in the inbox
+    monkeypatch.setattr(register_jobs, "register_inbox_object", real_register)
+
+    retry = _tick(defs, instance, first.cursor)
+    assert len(retry.run_requests) == 1 and retry.run_requests[0].run_key != first.run_requests[0].run_key
+    assert _launch(defs, instance, retry.run_requests[0])
+    assert list(store.list(PREFIX)) == []
+
+    # The same bytes under the same name again: the etag is the one already requested.
+    upload_to_inbox(store, PREFIX, LocalFile(media.SPEECH_MP3, "song.mp3"))
+    again = _tick(defs, instance, retry.cursor)
+    assert len(again.run_requests) == 1 and _launch(defs, instance, again.run_requests[0])
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT upload_count FROM file_aliases").fetchall() == [(2,)]
+    done = _tick(defs, instance, again.cursor)
+    assert not done.run_requests and json.loads(done.cursor or "{}") == {}  # forgotten once gone
+
+
+def test_a_request_whose_run_never_appeared_is_made_again_after_an_hour(
+    defs: dg.Definitions, store: ObjectStore
+) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    upload_to_inbox(store, PREFIX, LocalFile(media.SPEECH_MP3, "song.mp3"))
+    first = _tick(defs, instance, None)
+    assert not _tick(defs, instance, first.cursor).run_requests  # not launched yet: waiting
+    saved = json.loads(first.cursor or "{}")
+    saved["inbox/song.mp3"]["at"] -= sensors.LOST_REQUEST_SECONDS + 1
+    assert len(_tick(defs, instance, json.dumps(saved)).run_requests) == 1
+    old_style = json.dumps({"inbox/song.mp3": saved["inbox/song.mp3"]["etag"]})  # an earlier release's cursor
+    assert len(_tick(defs, instance, old_style).run_requests) == 1
 
 
 def test_good_and_bad_files_flow_through_in_batched_runs(

@@ -1,6 +1,9 @@
 """Bucket sensors. SeaweedFS and many S3 servers have no notifications, so these poll with cursors."""
 
+import functools
 import json
+import time
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -23,23 +26,61 @@ SENSOR_INTERVAL = Settings().sensor_interval_seconds
 )
 def inbox_sensor(
     context: dg.SensorEvaluationContext, storage: ObjectStoreResource, pipeline: PipelineConfigResource
-) -> dg.SensorResult | dg.SkipReason:
-    requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+) -> dg.SensorResult:
+    """Request registration for objects that are new or changed, and again for objects still in the
+    inbox after the run that was to register them ended (it failed, was stopped with Ctrl-C, or the
+    same bytes were uploaded again under the same name after it succeeded)."""
+    requested = _requests(context.cursor)
     present = {o.key: o.etag for o in storage.store().list(storage.inbox_prefix) if not is_sidecar(o.key)}
-    fresh = sorted(k for k, etag in present.items() if requested.get(k) != etag)
-    # Forget objects that left the inbox; remember the ones requested but still waiting.
-    cursor = {k: e for k, e in present.items() if k in requested or k in fresh}
-    if not fresh:
-        return dg.SkipReason("no new objects in the inbox")
-    runs = [
-        dg.RunRequest(
-            run_key=batch_run_key("register", [f"{k}@{present[k]}" for k in batch]),
-            run_config={"ops": {"register_uploads": {"config": {"keys": batch}}}},
-            tags={"music/objects": str(len(batch))},
+    now = time.time()
+    run_ended = functools.cache(lambda run_key: _run_ended(context.instance, run_key))  # one query per run
+    wanted = sorted(
+        k for k, etag in present.items() if _needs_request(requested.get(k), etag, now, run_ended)
+    )
+    # Forget objects that left the inbox; remember the ones requested and still waiting.
+    cursor = {k: v for k, v in requested.items() if k in present and k not in wanted}
+    runs = []
+    for batch in chunked(wanted, pipeline.objects_per_registration_run):
+        # The request time makes every request's key new: a retry is never deduplicated away.
+        run_key = batch_run_key("register", [f"{k}@{present[k]}" for k in batch] + [repr(now)])
+        runs.append(
+            dg.RunRequest(
+                run_key=run_key,
+                run_config={"ops": {"register_uploads": {"config": {"keys": batch}}}},
+                tags={"music/objects": str(len(batch))},
+            )
         )
-        for batch in chunked(fresh, pipeline.objects_per_registration_run)
-    ]
-    return dg.SensorResult(run_requests=runs, cursor=json.dumps(cursor))
+        cursor.update({k: {"etag": present[k], "run": run_key, "at": now} for k in batch})
+    skip = None if runs else "no new objects in the inbox"
+    return dg.SensorResult(run_requests=runs, skip_reason=skip, cursor=json.dumps(cursor))
+
+
+# A request whose run cannot be found this long after it was made was lost: request again.
+LOST_REQUEST_SECONDS = 3600
+_ENDED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+
+
+def _requests(cursor: str | None) -> dict[str, dict]:
+    saved = json.loads(cursor) if cursor else {}
+    # Cursors of earlier releases held only the etag: such entries are requested once more.
+    return {k: v if isinstance(v, dict) else {"etag": v, "run": None, "at": 0.0} for k, v in saved.items()}
+
+
+def _run_ended(instance: dg.DagsterInstance, run_key: str) -> bool | None:
+    """Whether the run launched for this key has ended; None when there is no such run (yet)."""
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": run_key}), limit=1)
+    return runs[0].status in _ENDED if runs else None
+
+
+def _needs_request(
+    request: dict | None, etag: str, now: float, run_ended: Callable[[str], bool | None]
+) -> bool:
+    if request is None or request["etag"] != etag or not request["run"]:
+        return True
+    ended = run_ended(request["run"])
+    if ended is None:  # not launched yet, or the request was lost
+        return now - request["at"] > LOST_REQUEST_SECONDS
+    return ended  # the object is still in the inbox after its run
 
 
 @dg.sensor(
