@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from music_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,20 @@ def _bin(name: str) -> str:
     if not found:
         raise FileNotFoundError(f"{name} executable not found; is the project installed in this venv?")
     return found
+
+
+def with_generated_secrets(settings: Settings) -> Settings:
+    """The API token and secret key from the data dir's ``secrets.json`` wherever configuration
+    leaves them unset, as `up` uses them; also exported to the environment, where Dagster resources
+    in this process read them. Without this, `provider-key set` in a default setup could not encrypt,
+    and keys stored from the web page were unreadable to `process`."""
+    generated = load_or_create_secrets(settings.data_path)
+    updates: dict[str, SecretStr] = {}
+    for name, variable in (("api_token", "MUSIC_API_TOKEN"), ("secret_key", "MUSIC_SECRET_KEY")):
+        if getattr(settings, name) is None:
+            os.environ[variable] = generated[name]
+            updates[name] = SecretStr(generated[name])
+    return settings.model_copy(update=updates) if updates else settings
 
 
 def load_or_create_secrets(data_dir: Path) -> dict[str, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from music_core.db.migrate import migrate
-from music_core.embedded import EmbeddedServices, ServiceEndpoints
+from music_core.embedded import EmbeddedServices, ServiceEndpoints, with_generated_secrets
 from music_core.settings import Settings
 from music_core.storage import ObjectStore
 
@@ -394,7 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
-    return int(args.func(Settings(), args))
+    settings = Settings()
+    if args.func not in (cmd_hash_password, cmd_new_api_key):  # these two never touch the data dir
+        settings = with_generated_secrets(settings)
+    return int(args.func(settings, args))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 
+from music_core import provider_keys
 from music_core.embedded import ServiceEndpoints
 from music_core.storage import ObjectStore
 from tests import media
@@ -189,3 +191,22 @@ def test_credential_helpers() -> None:
                          text=True, env=env, timeout=60).stdout.splitlines()  # fmt: skip
     secret = key[0].split(": ", 1)[1]
     assert key[1].endswith(f"ci:reader:{hash_key(secret)}")
+
+
+def test_provider_keys_from_the_command_line_use_the_data_dirs_secret(cli_env: dict[str, str]) -> None:
+    """A default setup has no MUSIC_SECRET_KEY in the environment: `up` generates one into the data
+    dir, and the command line must use the same one (to store keys, and to read those the web page
+    stored)."""
+    env = {k: v for k, v in cli_env.items() if k not in ("MUSIC_SECRET_KEY", "MUSIC_API_TOKEN")}
+    stored = subprocess.run(
+        [sys.executable, "-m", "music_pipeline.cli", "provider-key", "set", "genius"],
+        env=env, input="genius-token-0123456789\n", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert stored.returncode == 0, stored.stderr
+    listed = [json.loads(line) for line in cli(env, "provider-key", "list").stdout.splitlines()]
+    genius = next(row for row in listed if row["provider"] == "genius")
+    assert (genius["source"], genius["encrypted"], genius["problem"]) == ("api_config", True, None)
+    secret = json.loads((Path(env["MUSIC_DATA_DIR"]) / "secrets.json").read_text())["secret_key"]
+    with psycopg.connect(env["MUSIC_DATABASE_URL"]) as conn:
+        key = provider_keys.stored_key(conn, "genius", SecretStr(secret))
+    assert key is not None and key.get_secret_value() == "genius-token-0123456789"
