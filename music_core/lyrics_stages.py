@@ -15,7 +15,7 @@ from music_core.embed.embedder import SentenceEmbedder
 from music_core.llm.prompt import prompt_input
 from music_core.llm.types import AnalystError, ComparisonAnalyst
 from music_core.lyrics.lrc import format_lrc, parse_lrc
-from music_core.lyrics.registry import find_lyrics
+from music_core.lyrics.registry import any_provider_unavailable, find_lyrics
 from music_core.lyrics.types import LyricsProvider
 from music_core.lyrics_sync import LineTiming, timing_difference
 from music_core.stages import (
@@ -56,6 +56,11 @@ def lyrics_stage(
             query = lyrics_db.lyrics_query(conn, track_id)
         found, notes = find_lyrics(providers, query)
         with ctx.connection() as conn:
+            if found is None and any_provider_unavailable(notes) and lyrics_db.current_lyrics(conn, track_id):
+                # "Not found" is no answer while a provider was down: keep what was found before
+                # (and the comparison and vectors that hang on it) rather than delete it.
+                kept = (*notes, "kept the lyrics found before: a provider was unavailable")
+                return StageOutcome(track_id, "done", warnings=kept, details={"kept": True})
             if found is None:
                 lyrics_db.clear_lyrics(conn, track_id)
                 tried = ", ".join(p.name for p in providers)

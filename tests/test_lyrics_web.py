@@ -4,6 +4,7 @@ provider keys in api_config, and pinned lyrics winning over every provider."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from music_core.cache_generation import GENERATION_KEY
 from music_core.db import lyrics as lyrics_db
 from music_core.db import tracks
 from music_core.db.connection import connect
-from music_core.lyrics.extract import extract_lyrics, lyrics_from_text, page_lyrics
+from music_core.embedded import load_or_create_secrets
+from music_core.lyrics.extract import PARSE_SECONDS, extract_lyrics, lyrics_from_text, page_lyrics
 from music_core.lyrics.http import ProviderHttp
 from music_core.lyrics.providers.brave import LYRICS_SITES, BraveProvider
 from music_core.lyrics.providers.genius import GeniusProvider
@@ -427,6 +429,8 @@ def test_pin_lyrics_command(db_url: str, services: object, tmp_path: Path, web: 
 
     _track_ready_for_lyrics(db_url)
     monkeypatch.setenv("MUSIC_DATA_DIR", str(tmp_path / "data"))
+    for variable in ("MUSIC_SECRET_KEY", "MUSIC_API_TOKEN"):  # main() exports the data dir's secrets
+        monkeypatch.delenv(variable, raising=False)
     text_file = tmp_path / "mine.txt"
     text_file.write_text("a pinned first line\na pinned second line\n", encoding="utf-8")
     cache = redis.Redis.from_url(services.redis_url)  # type: ignore[attr-defined]
@@ -489,8 +493,11 @@ def test_provider_key_command_stores_encrypted_and_lists_masked(
     from music_pipeline.cli import main
 
     monkeypatch.setenv("MUSIC_DATA_DIR", str(tmp_path / "data"))
+    for variable in ("MUSIC_SECRET_KEY", "MUSIC_API_TOKEN"):  # main() exports the data dir's secrets
+        monkeypatch.delenv(variable, raising=False)
     monkeypatch.setattr("sys.stdin", io.StringIO(BRAVE_KEY + "\n"))
-    assert main(["provider-key", "set", "brave"]) == 2  # no MUSIC_SECRET_KEY: refused
+    assert main(["provider-key", "set", "brave"]) == 0  # no MUSIC_SECRET_KEY: the data dir's, as `up`
+    assert os.environ["MUSIC_SECRET_KEY"] == load_or_create_secrets(tmp_path / "data")["secret_key"]
     monkeypatch.setenv("MUSIC_SECRET_KEY", SECRET.get_secret_value())
     monkeypatch.setattr("sys.stdin", io.StringIO(BRAVE_KEY + "\n"))
     assert main(["provider-key", "set", "brave"]) == 0
@@ -500,3 +507,40 @@ def test_provider_key_command_stores_encrypted_and_lists_masked(
     with connect(db_url) as conn:
         assert provider_keys.stored_key(conn, "brave", SECRET).get_secret_value() == BRAVE_KEY  # type: ignore[union-attr]
     assert main(["provider-key", "delete", "brave"]) == 0 and main(["provider-key", "delete", "brave"]) == 1
+
+
+def test_lyrics_found_before_are_kept_while_a_provider_is_down(
+    db_url: str, store: ObjectStore, web: FakeWeb
+) -> None:
+    """ "Not found" is no answer while a provider could not be asked: the lyrics, and the comparison
+    and vectors that hang on them, stay until a provider really answers."""
+    _track_ready_for_lyrics(db_url)
+    with stage_context(store, db_url, run_id=None, timeout_seconds=60, workers=1) as ctx:
+        assert lyrics_stage([genius(web)])(ctx, TRACK).details["source"] == "genius"
+        down = lyrics_stage([genius(web, token="wrong")])(ctx, TRACK)
+    assert down.status == "done" and down.details == {"kept": True}
+    assert down.warnings[0] == "genius unavailable: HTTPStatusError"
+    with connect(db_url) as conn:
+        current = lyrics_db.current_lyrics(conn, TRACK)
+    assert current is not None and current["source"] == "genius"
+
+
+def test_a_provider_that_breaks_is_a_note_and_the_next_one_is_asked(web: FakeWeb) -> None:
+    class Broken:
+        name = "lrclib"
+
+        def fetch(self, query: LyricsQuery) -> None:
+            raise ValueError("Expecting value: line 1 column 1 (char 0)")  # HTML where JSON was due
+
+    found, notes = find_lyrics([Broken(), genius(web)], JFK)  # type: ignore[list-item]
+    assert found is not None and found.source == "genius"
+    assert notes == ["lrclib unavailable: ValueError"]
+
+
+@pytest.mark.parametrize(
+    "page", ["<a " * 300_000, "1 <b 2 " * 400_000, "<![ CDATA[x]]>", "text <![ inside >"]
+)
+def test_hostile_pages_are_parsed_in_bounded_time_without_errors(page: str) -> None:
+    started = time.monotonic()
+    assert extract_lyrics(page) is None
+    assert time.monotonic() - started < 2 * PARSE_SECONDS + 1  # was minutes to hours for the first two

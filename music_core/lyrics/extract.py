@@ -9,7 +9,9 @@ through the same "largest block of short lines" rule.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import unicodedata
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -17,6 +19,8 @@ from urllib.parse import urlsplit
 
 from music_core.lyrics.acceptance import looks_like_junk
 from music_core.lyrics.http import ProviderHttp
+
+log = logging.getLogger(__name__)
 
 MAX_HTML_CHARS = 3_000_000
 MAX_LYRICS_CHARS = 20_000
@@ -88,10 +92,32 @@ class _TreeBuilder(HTMLParser):
         self.stack[-1].children.append(data)
 
 
-def parse_html(html: str) -> Node:
+PARSE_SECONDS = 2.0  # per page; what was parsed by then is used
+_PARSE_CHUNK = 8192
+
+
+def parse_html(html: str, budget: float = PARSE_SECONDS) -> Node:
+    """The page's tree, as far as it could be parsed. Untrusted pages are fed in small pieces under
+    a time budget: Python's html.parser takes quadratic time on unclosed "<x" runs (CVE-2025-6069;
+    42 KB of them took 7.9 s here), and it raises AssertionError on some markup ("<![ CDATA[")."""
     builder = _TreeBuilder()
-    builder.feed(html[:MAX_HTML_CHARS])
-    builder.close()
+    deadline = time.monotonic() + budget
+    text = html[:MAX_HTML_CHARS]
+    try:
+        for start in range(0, len(text), _PARSE_CHUNK):
+            builder.feed(text[start : start + _PARSE_CHUNK])
+            if time.monotonic() > deadline:
+                log.warning(
+                    "lyrics page parsing stopped after %.1f s at %d of %d characters",
+                    budget,
+                    start,
+                    len(text),
+                )
+                return builder.root
+        if len(builder.rawdata) <= _PARSE_CHUNK:  # a long unclosed tail is where close() goes quadratic
+            builder.close()
+    except (AssertionError, ValueError):  # malformed markup: keep what was parsed
+        log.warning("lyrics page parsing stopped at malformed markup", exc_info=True)
     return builder.root
 
 

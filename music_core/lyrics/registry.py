@@ -83,6 +83,15 @@ def find_lyrics(providers: Sequence[LyricsProvider], query: LyricsQuery) -> tupl
         except httpx.HTTPError as exc:
             notes.append(f"{provider.name} unavailable: {type(exc).__name__}")
             continue
+        except Exception as exc:  # noqa: BLE001 - a broken answer (HTML where JSON was due, a parser bug)
+            log.warning("lyrics provider %s failed", provider.name, exc_info=True)
+            notes.append(f"{provider.name} unavailable: {type(exc).__name__}")
+            continue
         if found is not None:
             return found, notes
     return None, notes
+
+
+def any_provider_unavailable(notes: Sequence[str]) -> bool:
+    """Whether ``find_lyrics`` could not ask some provider (so "none found" may not be the answer)."""
+    return any(" unavailable: " in note for note in notes)
