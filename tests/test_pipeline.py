@@ -315,6 +315,38 @@ def test_track_sensor_repairs_missing_partitions(
         assert isinstance(new_tracks_sensor(ctx), dg.SkipReason)
 
 
+def test_tracks_whose_run_was_lost_are_requested_again_once_nothing_is_in_flight(
+    defs: dg.Definitions, store: ObjectStore, db_url: str
+) -> None:
+    """A process run stopped before it started its tracks (Ctrl-C while queued, a crash) leaves them
+    behind the cursor with no stage status: once no process run is queued or running and they have
+    waited long enough, they are requested again."""
+    from music_core.ingest import register_local_file
+
+    track = register_local_file(store, db_url, media.SPEECH_WAV, "lost.wav").track_id
+    instance = dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(instance=instance, resources=defs.resources) as ctx:
+        first = new_tracks_sensor(ctx)
+    assert isinstance(first, dg.SensorResult) and first.cursor
+    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
+        assert isinstance(new_tracks_sensor(ctx), dg.SkipReason)  # just requested: not yet lost
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "UPDATE music_files SET uploaded_at = now() - make_interval(secs => %s) WHERE id = %s",
+            (sensors.LOST_RUN_SECONDS + 60, track),
+        )
+    queued = instance.create_run_for_job(defs.resolve_job_def("process_tracks_job"))  # not started yet
+    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
+        assert isinstance(new_tracks_sensor(ctx), dg.SkipReason)  # a run in the queue may still take it
+    instance.delete_run(queued.run_id)
+    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
+        again = new_tracks_sensor(ctx)
+    assert isinstance(again, dg.SensorResult) and len(again.run_requests or []) == 1
+    assert again.run_requests[0].tags["dagster/asset_partition_range_start"] == track
+    assert again.run_requests[0].run_key != first.run_requests[0].run_key  # never deduplicated away
+    assert again.cursor == first.cursor
+
+
 def test_vector_index_follows_the_vectors(defs: dg.Definitions, store: ObjectStore, db_url: str) -> None:
     from music_core import vector_index as faiss_index
     from music_core.embed.embedder import describe_model

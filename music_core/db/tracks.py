@@ -180,6 +180,24 @@ def first_alias_folder(conn: Connection, track_id: str) -> str | None:
     return row[0] if row else None
 
 
+def never_started_tracks(
+    conn: Connection, registered_before_seconds: float, limit: int
+) -> list[tuple[str, int]]:
+    """Tracks registered at least this long ago that no stage has touched (their run was lost)."""
+    return [
+        (r[0], r[1])
+        for r in conn.execute(
+            """
+            SELECT f.id, f.seq FROM music_files f
+            WHERE f.uploaded_at < now() - make_interval(secs => %s)
+              AND NOT EXISTS (SELECT 1 FROM track_stages s WHERE s.file_id = f.id)
+            ORDER BY f.seq LIMIT %s
+            """,
+            (registered_before_seconds, limit),
+        ).fetchall()
+    ]
+
+
 def unstarted_tracks(conn: Connection, after_seq: int, limit: int) -> list[tuple[str, int]]:
     """Registered tracks no stage has touched yet, in registration order."""
     return [

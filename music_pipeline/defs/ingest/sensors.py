@@ -93,8 +93,14 @@ def new_tracks_sensor(
     context: dg.SensorEvaluationContext, db: DatabaseResource, pipeline: PipelineConfigResource
 ) -> dg.SensorResult | dg.SkipReason:
     after = int(context.cursor or 0)
+    repair = False
     with connect(db.url) as conn:
         fresh = tracks.unstarted_tracks(conn, after, limit=pipeline.tracks_per_run * 20)
+        if not fresh and not _process_runs_in_flight(context.instance):
+            # Nothing queued or running, yet tracks the cursor passed were never started: their
+            # run was stopped (Ctrl-C, a crash) or a registration committed after a later one.
+            fresh = tracks.never_started_tracks(conn, LOST_RUN_SECONDS, limit=pipeline.tracks_per_run * 20)
+            repair = bool(fresh)
     if not fresh:
         return dg.SkipReason("no new tracks")
     name = tracks_partitions.name
@@ -106,7 +112,9 @@ def new_tracks_sensor(
     ranges = contiguous_ranges(order, [tid for tid, _ in fresh], pipeline.tracks_per_run)
     runs = [
         dg.RunRequest(
-            run_key=batch_run_key("process", [first, last, str(after)]),
+            run_key=batch_run_key(
+                "process", [first, last, str(after)] + ([repr(time.time())] if repair else [])
+            ),
             tags={
                 "dagster/asset_partition_range_start": first,
                 "dagster/asset_partition_range_end": last,
@@ -115,6 +123,20 @@ def new_tracks_sensor(
         for first, last in ranges
     ]
     requests = [tracks_partitions.build_add_request(missing)] if missing else []
-    return dg.SensorResult(
-        run_requests=runs, dynamic_partitions_requests=requests, cursor=str(max(seq for _, seq in fresh))
+    cursor = max(after, *(seq for _, seq in fresh))
+    return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=requests, cursor=str(cursor))
+
+
+LOST_RUN_SECONDS = 600  # a track registered this long ago, never started, with no run in flight
+
+_IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]  # fmt: skip
+
+
+def _process_runs_in_flight(instance: dg.DagsterInstance) -> bool:
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(job_name="process_tracks_job", statuses=_IN_FLIGHT), limit=1
     )
+    return bool(runs)
