@@ -544,3 +544,25 @@ def test_hostile_pages_are_parsed_in_bounded_time_without_errors(page: str) -> N
     started = time.monotonic()
     assert extract_lyrics(page) is None
     assert time.monotonic() - started < 2 * PARSE_SECONDS + 1  # was minutes to hours for the first two
+
+
+def test_a_page_that_redirects_to_another_host_is_not_followed() -> None:
+    """Search results name pages on any site; one that redirects elsewhere (a loopback service, say)
+    is dropped, while redirects on the same site (https, www.) are followed."""
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        if request.url.host == "lyrics.example" and request.url.path == "/song":
+            return httpx.Response(302, headers={"location": "http://127.0.0.1:3000/graphql?query=x"})
+        if request.url.host == "lyrics.example":
+            return httpx.Response(301, headers={"location": "https://www.lyrics.example/moved"})
+        return httpx.Response(
+            200, text="<div data-lyrics-container='true'>" + "<br>".join(["la la"] * 5) + "</div>"
+        )
+
+    http = ProviderHttp("pages", transport=httpx.MockTransport(handler), retries=0, min_interval=0)
+    assert page_lyrics(http, "http://lyrics.example/song") is None
+    assert asked == ["http://lyrics.example/song"]  # the loopback address was never requested
+    assert page_lyrics(http, "http://lyrics.example/other") is not None
+    assert asked[1:] == ["http://lyrics.example/other", "https://www.lyrics.example/moved"]

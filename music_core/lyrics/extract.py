@@ -18,7 +18,7 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 from music_core.lyrics.acceptance import looks_like_junk
-from music_core.lyrics.http import ProviderHttp
+from music_core.lyrics.http import ProviderHttp, RedirectRefused
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +329,10 @@ def page_lyrics(http: ProviderHttp, url: str) -> str | None:
     """Fetch an http(s) page (no credentials sent) and extract its lyrics; None when it holds none."""
     if urlsplit(url).scheme not in ("http", "https"):
         return None
-    page = http.get_text(url)
+    try:
+        page = http.get_text(url)
+    except RedirectRefused:
+        return None  # that page only; the provider's other results are still tried
     return extract_lyrics(page) if page else None
 
 

@@ -49,6 +49,7 @@ class ProviderHttp:
             headers={"User-Agent": USER_AGENT},
             follow_redirects=True,
             transport=transport,
+            event_hooks={"response": [refuse_redirects_to_other_hosts]},
         )
         self._cache = (
             redis.Redis.from_url(cache_url, socket_timeout=0.3, socket_connect_timeout=0.3)
@@ -174,6 +175,25 @@ class ProviderHttp:
         value = compute()
         self._store(key, value)
         return value
+
+
+class RedirectRefused(httpx.HTTPError):
+    """A page redirected to another host: pages come from search results, so an untrusted site
+    could otherwise send our request to anything this machine reaches (its own services included)."""
+
+
+def _site(host: str) -> str:
+    return host.lower().rstrip(".").removeprefix("www.")
+
+
+def refuse_redirects_to_other_hosts(response: httpx.Response) -> None:
+    """httpx response hook: a redirect may change the scheme or add/drop "www.", not the host."""
+    location = response.headers.get("location")
+    if not response.is_redirect or not location:
+        return
+    target = response.request.url.join(location)
+    if _site(target.host) != _site(response.request.url.host):
+        raise RedirectRefused(f"redirect from {response.request.url.host} to another host refused")
 
 
 class RateLimited(httpx.HTTPError):
