@@ -108,11 +108,23 @@ def page_origins(settings: Settings) -> list[str]:
     return list(dict.fromkeys([*(f"http://{h}:{settings.api_port}" for h in hosts), *settings.cors_origins]))
 
 
+def _listeners(settings: Settings) -> list[tuple[str, int, str]]:
+    """(host to reach, port, name) of what `up` serves; a wildcard bind is reached on loopback."""
+
+    def reachable(host: str) -> str:
+        return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104 - a bind address
+
+    return [
+        (reachable(settings.api_host), settings.api_port, "API"),
+        (reachable(settings.dagster_host), settings.dagster_port, "Dagster UI"),
+    ]
+
+
 def run_until_stopped(settings: Settings, upload_demo: bool = True) -> int:
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
-    for port, what in ((settings.dagster_port, "Dagster UI"), (settings.api_port, "API")):
-        if port_is_open(port, settings.api_host):
+    for host, port, what in _listeners(settings):
+        if port_is_open(port, host):
             print(
                 f"port {port} for the {what} is already in use; is another instance running?", file=sys.stderr
             )
@@ -162,8 +174,8 @@ def run_until_stopped(settings: Settings, upload_demo: bool = True) -> int:
             )
         )  # fmt: skip
         demo = _upload_demo(settings, store) if upload_demo else 0
-        for port, what in ((settings.api_port, "API"), (settings.dagster_port, "Dagster UI")):
-            wait_until(lambda p=port: port_is_open(p, settings.api_host) or _any_dead(children), 180, what)
+        for host, port, what in _listeners(settings):
+            wait_until(lambda h=host, p=port: port_is_open(p, h) or _any_dead(children), 180, what)
             if _any_dead(children):
                 break
         if not _any_dead(children):

@@ -106,3 +106,17 @@ def test_up_processes_demo_and_stops_cleanly(tmp_path: Path) -> None:
         code = stop(proc) if proc.poll() is None else proc.returncode
     assert code == 0
     assert wait_gone(data) == [], [p.cmdline() for p in processes_using(data)]
+
+
+def test_each_listener_is_checked_on_its_own_host(tmp_path: Path) -> None:
+    """The API may listen on the LAN while Dagster stays on loopback: each port is probed where it
+    listens (probing Dagster on the API's address timed out after 180 s and tore everything down)."""
+    from music_core.settings import Settings
+    from music_pipeline.supervisor import _listeners
+
+    lan = Settings(_env_file=None, data_dir=tmp_path, api_host="192.168.1.10")  # type: ignore[call-arg]
+    assert _listeners(lan) == [
+        ("192.168.1.10", lan.api_port, "API"), ("127.0.0.1", lan.dagster_port, "Dagster UI"),
+    ]  # fmt: skip
+    everywhere = Settings(_env_file=None, data_dir=tmp_path, api_host="0.0.0.0", dagster_host="0.0.0.0")  # type: ignore[call-arg]  # noqa: S104
+    assert [host for host, _, _ in _listeners(everywhere)] == ["127.0.0.1", "127.0.0.1"]
