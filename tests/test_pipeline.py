@@ -365,6 +365,11 @@ def test_vector_index_follows_the_vectors(defs: dg.Definitions, store: ObjectSto
 
     request, cursor = tick(None)
     assert isinstance(request, dg.RunRequest)
+    failed = instance.create_run_for_job(index_job)
+    assert isinstance(tick(cursor)[0], dg.SkipReason)  # its run is on its way: not requested twice
+    instance.report_run_failed(failed)  # the requested run failed (or was stopped)
+    retry, cursor = tick(cursor)
+    assert isinstance(retry, dg.RunRequest) and retry.run_key != request.run_key
     assert index_job.execute_in_process(instance=instance).success
     model_id = describe_model(None)
     manifest = faiss_index.load_manifest(store, model_id)
