@@ -137,7 +137,7 @@ def load_or_create_secrets(data_dir: Path) -> dict[str, str]:
     if existing and fresh.keys() <= existing.keys():
         return existing
     values = {**fresh, **existing}  # an older data dir keeps its credentials and gains what is new
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # originals and secrets: owner only
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -167,7 +167,7 @@ class EmbeddedServices:
     def start(self) -> ServiceEndpoints:
         s = self.settings
         data = s.data_path
-        data.mkdir(parents=True, exist_ok=True)
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)  # originals and secrets: owner only
         creds = load_or_create_secrets(data) if s.embedded else {}
 
         if s.database_url is None or s.dagster_database_url is None:

@@ -53,6 +53,9 @@ def test_start_stop_resume_and_attach(tmp_path: Path) -> None:
 def test_secrets_are_generated_once_and_private(tmp_path: Path) -> None:
     first = load_or_create_secrets(tmp_path)
     assert load_or_create_secrets(tmp_path) == first
+    fresh = tmp_path / "new data dir"
+    load_or_create_secrets(fresh)
+    assert fresh.stat().st_mode & 0o077 == 0  # a data dir we create is the owner's only
     assert len(first["secret_key"]) >= 32 and len(set(first.values())) == len(first)
     assert (tmp_path / "secrets.json").stat().st_mode & 0o077 == 0
     assert len(first["s3_secret_key"]) >= 24
