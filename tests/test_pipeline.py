@@ -137,8 +137,11 @@ def test_objects_still_in_the_inbox_after_their_run_ended_are_requested_again(
     assert not _launch(defs, instance, first.run_requests[0])  # failed: the object stays in the inbox
     monkeypatch.setattr(register_jobs, "register_inbox_object", real_register)
 
+    assert not _tick(defs, instance, first.cursor).run_requests  # a retry waits RETRY_SECONDS first
+    monkeypatch.setattr(sensors, "RETRY_SECONDS", 0)
     retry = _tick(defs, instance, first.cursor)
     assert len(retry.run_requests) == 1 and retry.run_requests[0].run_key != first.run_requests[0].run_key
+    assert json.loads(retry.cursor or "{}")["inbox/song.mp3"]["attempt"] == 2  # the next wait doubles
     assert _launch(defs, instance, retry.run_requests[0])
     assert list(store.list(PREFIX)) == []
 

@@ -50,20 +50,31 @@ def inbox_sensor(
                 tags={"music/objects": str(len(batch))},
             )
         )
-        cursor.update({k: {"etag": present[k], "run": run_key, "at": now} for k in batch})
+        cursor.update({k: _request_entry(requested.get(k), present[k], run_key, now) for k in batch})
     skip = None if runs else "no new objects in the inbox"
     return dg.SensorResult(run_requests=runs, skip_reason=skip, cursor=json.dumps(cursor))
 
 
 # A request whose run cannot be found this long after it was made was lost: request again.
 LOST_REQUEST_SECONDS = 3600
+# After a run ended with the object still in the inbox, the next request waits this long, doubling
+# with each attempt up to an hour: an object that keeps failing never floods the run list.
+RETRY_SECONDS = 60
 _ENDED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
 def _requests(cursor: str | None) -> dict[str, dict]:
     saved = json.loads(cursor) if cursor else {}
     # Cursors of earlier releases held only the etag: such entries are requested once more.
-    return {k: v if isinstance(v, dict) else {"etag": v, "run": None, "at": 0.0} for k, v in saved.items()}
+    return {
+        k: v if isinstance(v, dict) else {"etag": v, "run": None, "at": 0.0, "attempt": 0}
+        for k, v in saved.items()
+    }
+
+
+def _request_entry(previous: dict | None, etag: str, run_key: str, now: float) -> dict:
+    attempt = previous.get("attempt", 0) + 1 if previous and previous["etag"] == etag else 1
+    return {"etag": etag, "run": run_key, "at": now, "attempt": attempt}
 
 
 def _run_ended(instance: dg.DagsterInstance, run_key: str) -> bool | None:
@@ -80,7 +91,8 @@ def _needs_request(
     ended = run_ended(request["run"])
     if ended is None:  # not launched yet, or the request was lost
         return now - request["at"] > LOST_REQUEST_SECONDS
-    return ended  # the object is still in the inbox after its run
+    backoff = min(LOST_REQUEST_SECONDS, RETRY_SECONDS * 2 ** max(0, request.get("attempt", 1) - 1))
+    return ended and now - request["at"] >= backoff  # still in the inbox after its run
 
 
 @dg.sensor(
