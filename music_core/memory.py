@@ -8,16 +8,12 @@ loading, 117 MB after a trim, 120 MB after 50 queries."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 
 def release_free_heap() -> bool:
     """True when the C library released memory (glibc only; elsewhere a harmless no-op)."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
     try:
-        trim = ctypes.CDLL(name).malloc_trim
+        trim = ctypes.CDLL(None).malloc_trim  # the process's own symbols: libc is already loaded
     except (OSError, AttributeError):  # not glibc (musl, macOS)
         return False
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int

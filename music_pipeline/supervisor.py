@@ -18,10 +18,10 @@ from music_core.bucket_cors import put_bucket_cors
 from music_core.db.migrate import migrate
 from music_core.embedded import (
     EmbeddedServices,
-    load_or_create_secrets,
     port_is_open,
     spawn_logged,
     wait_until,
+    with_generated_secrets,
 )
 from music_core.settings import Settings
 from music_core.uploads import LocalFile, expand_paths, upload_to_inbox
@@ -136,11 +136,9 @@ def run_until_stopped(settings: Settings, upload_demo: bool = True) -> int:
         migrate(ep.database_url)
         store = store_for(settings, ep)
         store.ensure_bucket()
-        generated = load_or_create_secrets(settings.data_path)
-        token = settings.api_token.get_secret_value() if settings.api_token else generated["api_token"]
-        secret_key = (
-            settings.secret_key.get_secret_value() if settings.secret_key else generated["secret_key"]
-        )
+        settings = with_generated_secrets(settings)  # configured values win over the data dir's
+        assert settings.api_token is not None and settings.secret_key is not None
+        token, secret_key = settings.api_token.get_secret_value(), settings.secret_key.get_secret_value()
         # The web page uploads straight to the bucket through presigned URLs: allow its origin only.
         put_bucket_cors(store, page_origins(settings))
         env = {

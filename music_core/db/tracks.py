@@ -180,35 +180,21 @@ def first_alias_folder(conn: Connection, track_id: str) -> str | None:
     return row[0] if row else None
 
 
-def never_started_tracks(
-    conn: Connection, registered_before_seconds: float, limit: int
+def unstarted_tracks(
+    conn: Connection, after_seq: int, limit: int, *, registered_seconds_ago: float = 0.0
 ) -> list[tuple[str, int]]:
-    """Tracks registered at least this long ago that no stage has touched (their run was lost)."""
+    """Registered tracks no stage has touched yet, in registration order: those after ``after_seq``,
+    registered at least ``registered_seconds_ago`` (a run that was to start them may be lost)."""
     return [
         (r[0], r[1])
         for r in conn.execute(
             """
             SELECT f.id, f.seq FROM music_files f
-            WHERE f.uploaded_at < now() - make_interval(secs => %s)
+            WHERE f.seq > %(after)s AND (%(age)s <= 0 OR f.uploaded_at < now() - make_interval(secs => %(age)s))
               AND NOT EXISTS (SELECT 1 FROM track_stages s WHERE s.file_id = f.id)
-            ORDER BY f.seq LIMIT %s
+            ORDER BY f.seq LIMIT %(limit)s
             """,
-            (registered_before_seconds, limit),
-        ).fetchall()
-    ]
-
-
-def unstarted_tracks(conn: Connection, after_seq: int, limit: int) -> list[tuple[str, int]]:
-    """Registered tracks no stage has touched yet, in registration order."""
-    return [
-        (r[0], r[1])
-        for r in conn.execute(
-            """
-            SELECT f.id, f.seq FROM music_files f
-            WHERE f.seq > %s AND NOT EXISTS (SELECT 1 FROM track_stages s WHERE s.file_id = f.id)
-            ORDER BY f.seq LIMIT %s
-            """,
-            (after_seq, limit),
+            {"after": after_seq, "age": registered_seconds_ago, "limit": limit},
         ).fetchall()
     ]
 

@@ -106,13 +106,16 @@ def plan_track_removals(
     ]  # fmt: skip
 
 
+# When a track's content was last uploaded, under any of its names (``f`` is its music_files row).
+LATEST_UPLOAD_SQL = (
+    "GREATEST(f.uploaded_at, (SELECT max(a.last_seen_at) FROM file_aliases a WHERE a.file_id = f.id))"
+)
+
+
 def latest_upload(conn: Connection, track_id: str) -> dt.datetime | None:
-    """When this content was last uploaded, under any of its names (None for an unknown track)."""
+    """When this content was last uploaded (None for an unknown track)."""
     row = conn.execute(
-        """
-        SELECT GREATEST(f.uploaded_at, (SELECT max(a.last_seen_at) FROM file_aliases a WHERE a.file_id = f.id))
-        FROM music_files f WHERE f.id = %s
-        """,
+        f"SELECT {LATEST_UPLOAD_SQL} FROM music_files f WHERE f.id = %s",  # noqa: S608 - a constant
         (track_id,),
     ).fetchone()
     return row[0] if row else None

@@ -9,7 +9,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 
 from music_core.retention.options import RemovalOptions
-from music_core.retention.removal import PlannedRemoval, bytes_for, object_keys_for
+from music_core.retention.removal import LATEST_UPLOAD_SQL, PlannedRemoval, bytes_for, object_keys_for
 
 MAX_AGE_DAYS = 100_000  # ~270 years; larger ages (and infinity) overflow date arithmetic
 
@@ -43,12 +43,10 @@ def plan_retention(
     cutoff = now - dt.timedelta(days=rule.older_than_days)
     o = rule.options
     # A track's age counts from its latest upload: content uploaded again is young again.
-    sql = """
+    sql = f"""
         SELECT * FROM (
             SELECT f.id, f.original_filename, f.genre, f.storage_path, f.file_size, f.converted_path,
-                   f.converted_size, f.original_removed_at, f.seq,
-                   GREATEST(f.uploaded_at, (SELECT max(a.last_seen_at) FROM file_aliases a
-                                            WHERE a.file_id = f.id)) AS last_upload
+                   f.converted_size, f.original_removed_at, f.seq, {LATEST_UPLOAD_SQL} AS last_upload
             FROM music_files f
             WHERE f.uploaded_at < %(cutoff)s AND (%(genre)s::text IS NULL OR f.genre = %(genre)s)
         ) f
@@ -62,7 +60,7 @@ def plan_retention(
                                      OR EXISTS (SELECT 1 FROM lyrics l WHERE l.file_id = f.id AND NOT l.pinned))))
         ORDER BY f.last_upload, f.seq
         LIMIT %(limit)s
-    """
+    """  # noqa: S608 - LATEST_UPLOAD_SQL is a constant; values are parameters
     params = {
         "cutoff": cutoff,
         "genre": rule.genre,

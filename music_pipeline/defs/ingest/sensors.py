@@ -111,7 +111,9 @@ def new_tracks_sensor(
         if not fresh and not _process_runs_in_flight(context.instance):
             # Nothing queued or running, yet tracks the cursor passed were never started: their
             # run was stopped (Ctrl-C, a crash) or a registration committed after a later one.
-            fresh = tracks.never_started_tracks(conn, LOST_RUN_SECONDS, limit=pipeline.tracks_per_run * 20)
+            fresh = tracks.unstarted_tracks(
+                conn, 0, limit=pipeline.tracks_per_run * 20, registered_seconds_ago=LOST_RUN_SECONDS
+            )
             repair = bool(fresh)
     if not fresh:
         return dg.SkipReason("no new tracks")
