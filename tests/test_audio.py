@@ -57,6 +57,8 @@ def test_conversion_is_16k_mono_flac_of_the_same_length(
     result = convert_to_mono_16k(str(encoded[ext]), tmp_path)
     info = FLAC(result.path).info
     assert (info.sample_rate, info.channels) == (TARGET_RATE, 1)
+    # One fixed block size within the FLAC subset, whatever frame size the source's decoder has.
+    assert (info.min_blocksize, info.max_blocksize) == (convert.FLAC_BLOCK_SAMPLES,) * 2
     assert result.duration == pytest.approx(SPEECH_SECONDS, abs=0.1)
     assert result.fingerprint
 

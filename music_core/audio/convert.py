@@ -15,6 +15,11 @@ FINGERPRINT_ALGORITHM = "chromaprint-raw-v1"
 # apart (duplicates also compare durations), and it spares most of the fingerprint's CPU on long
 # files. Its values are the same as the first two minutes of a whole-file fingerprint.
 FINGERPRINT_SECONDS = 120
+# FLAC block size, as libFLAC's default. Without it FFmpeg's CLI feeds the encoder the decoder's own
+# frame size after resampling (193 samples for Vorbis, 419 for MP3), which made the FLAC 14-21 %
+# larger and, through many more frames between FFmpeg's threads, cost a third of its CPU. The PCM
+# and the fingerprint are the same.
+FLAC_BLOCK_SAMPLES = 4096
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,8 @@ def _one_line(stderr: str) -> str:
 def conversion_command(source: str, out: Path, fingerprint: Path) -> list[str]:
     # Decode and resample once; the same 16 kHz mono signal feeds the FLAC and the fingerprint.
     graph = (
-        f"[0:a:0]aresample={TARGET_RATE},aformat=sample_fmts=s16:channel_layouts=mono,asplit[pcm][whole];"
+        f"[0:a:0]aresample={TARGET_RATE},aformat=sample_fmts=s16:channel_layouts=mono,"
+        f"asetnsamples=n={FLAC_BLOCK_SAMPLES}:p=0,asplit[pcm][whole];"
         f"[whole]atrim=end={FINGERPRINT_SECONDS}[fp]"
     )
     return [
