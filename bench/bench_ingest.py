@@ -1,5 +1,6 @@
 """Ingest benchmark: N files (~30 s each, mixed formats) through registration, probe and conversion,
-against raw FFmpeg 16 kHz mono conversion of the same files with the same parallelism.
+against raw FFmpeg 16 kHz mono conversion of the same files with the same parallelism (the plain
+command, and one with the pipeline's FLAC output).
 
 Prints one JSON object. Reads ../shared/dev-audio when present (says so when it is not) and falls
 back to the demo audio in this repository.
@@ -21,7 +22,7 @@ from typing import Any
 
 from common import REPO, named_cpu_seconds, pipeline_services
 
-from music_core.audio.convert import ffmpeg_exe
+from music_core.audio.convert import FLAC_BLOCK_SAMPLES, ffmpeg_exe
 
 FORMATS = {
     "mp3": ["-c:a", "libmp3lame", "-b:a", "128k"],
@@ -70,11 +71,21 @@ def build_inputs(folder: Path, count: int, seconds: float) -> list[Path]:
     return files
 
 
-def raw_conversion(files: list[Path], out: Path, workers: int) -> tuple[float, float]:
+# The issue's baseline: the plain FFmpeg command. FFmpeg picks 24-bit FLAC (from float decoders) and
+# blocks of the decoder's frame size (193-1470 samples) for it.
+RAW_ARGS = ["-ac", "1", "-ar", "16000", "-c:a", "flac"]
+# The same output as the pipeline's FLAC (16-bit, 4096-sample blocks), without the fingerprint,
+# probe, uploads or database: what the pipeline adds over conversion alone.
+SAME_OUTPUT_ARGS = [
+    "-af", f"aresample=16000,aformat=sample_fmts=s16:channel_layouts=mono,asetnsamples=n={FLAC_BLOCK_SAMPLES}:p=0",
+    "-c:a", "flac",
+]  # fmt: skip
+
+
+def raw_conversion(files: list[Path], out: Path, workers: int, args: list[str]) -> tuple[float, float]:
     def one(path: Path) -> None:
         subprocess.run(
-            [ffmpeg_exe(), "-v", "error", "-y", "-i", str(path), "-ac", "1", "-ar", "16000", "-c:a", "flac",
-             str(out / (path.stem + ".flac"))],
+            [ffmpeg_exe(), "-v", "error", "-y", "-i", str(path), *args, str(out / (path.stem + ".flac"))],
             check=True,
         )  # fmt: skip
 
@@ -145,7 +156,8 @@ def main() -> None:
         t0 = time.perf_counter()
         files = build_inputs(root / "in", args.files, args.seconds)
         build_time = time.perf_counter() - t0
-        raw, raw_cpu = raw_conversion(files, root / "raw", args.workers)
+        raw, raw_cpu = raw_conversion(files, root / "raw", args.workers, RAW_ARGS)
+        same, same_cpu = raw_conversion(files, root / "raw", args.workers, SAME_OUTPUT_ARGS)
         timing, states = pipeline_run(files, root / "data", args.workers)
     pipeline = timing["pipeline_s"]
     print(json.dumps({
@@ -160,6 +172,9 @@ def main() -> None:
         "raw_ffmpeg_cpu_s": round(raw_cpu, 2),
         "pipeline_s": round(pipeline, 2),
         "ratio_pipeline_over_raw": round(pipeline / raw, 3),
+        "same_output_ffmpeg_s": round(same, 2),
+        "same_output_ffmpeg_cpu_s": round(same_cpu, 2),
+        "ratio_pipeline_over_same_output": round(pipeline / same, 3),
         "pipeline_registration_s": round(timing["registration_s"], 2),
         "pipeline_stage_runs": timing["stage_runs"],
         "pipeline_cpu_s": timing["cpu_s"],

@@ -18,6 +18,18 @@ COPY_OBJECT_LIMIT = 5 * 1024**3  # S3 CopyObject refuses larger sources; compose
 # parts of this size. Memory per upload is bounded by one part.
 PART_SIZE = 16 * 1024**2
 _MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
+# SeaweedFS, the embedded S3 server, gzips every object stored as audio/wav, audio/x-wav or
+# audio/wave (its util.IsCompressableFileType): PCM barely shrinks, the upload costs twice the CPU
+# and every read, ranges included, is decompressed (5x the CPU of a plain GET). WAVE objects carry
+# the registered type of RFC 2361 instead, which it stores as is. The API's responses take their
+# type from the database, not from the object.
+WAVE_STORED_TYPE = "audio/vnd.wave"
+_STORED_TYPES = dict.fromkeys(("audio/wav", "audio/x-wav", "audio/wave", "audio/x-pn-wav"), WAVE_STORED_TYPE)
+
+
+def stored_content_type(content_type: str) -> str:
+    """The Content-Type an object is stored with (see WAVE_STORED_TYPE)."""
+    return _STORED_TYPES.get(content_type.lower(), content_type)
 
 
 @dataclass(frozen=True)
@@ -135,7 +147,12 @@ class ObjectStore:
         self, key: str, path: Path, content_type: str, metadata: Mapping[str, str] | None = None
     ) -> None:
         self.client.fput_object(
-            self.bucket, key, str(path), content_type=content_type, metadata=metadata, part_size=PART_SIZE
+            self.bucket,
+            key,
+            str(path),
+            content_type=stored_content_type(content_type),
+            metadata=metadata,
+            part_size=PART_SIZE,
         )
 
     def put_stream(
@@ -151,7 +168,7 @@ class ObjectStore:
             key,
             stream,
             size,
-            content_type=content_type,
+            content_type=stored_content_type(content_type),
             metadata=metadata,
             part_size=PART_SIZE,
         )

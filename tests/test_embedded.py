@@ -78,3 +78,24 @@ def test_the_s3_server_takes_more_buckets_than_free_disk_gigabytes(services: Ser
     master = int(services.s3_endpoint.rsplit(":", 1)[1]) + 1  # the master's port (see _start_s3)
     topology = httpx.get(f"http://127.0.0.1:{master}/dir/status", timeout=10).json()["Topology"]
     assert topology["Max"] >= 10_000
+
+
+def test_wave_originals_are_stored_uncompressed(
+    services: ServiceEndpoints, store: ObjectStore, tmp_path: Path
+) -> None:
+    """weed gzips objects typed audio/x-wav (the type Python and browsers give .wav): twice the CPU
+    per upload and a decompression on every read, for PCM that barely shrinks. Objects are stored as
+    audio/vnd.wave, which it keeps as is; the bytes come back the same."""
+    wav = tmp_path / "song.wav"
+    wav.write_bytes(b"RIFF" + bytes(range(256)) * 400)
+    filer = int(services.s3_endpoint.rsplit(":", 1)[1]) + 2  # the filer's port (see _start_s3)
+    for key, content_type in (("originals/ab/wave", "audio/x-wav"), ("originals/ab/wave2", "audio/wav")):
+        store.put_file(key, wav, content_type)
+        entry = httpx.get(f"http://127.0.0.1:{filer}/buckets/{store.bucket}/{key}?metadata=true", timeout=10)
+        assert [chunk.get("is_compressed", False) for chunk in entry.json()["chunks"]] == [False]
+        info = store.stat(key)
+        assert info is not None and info.content_type == "audio/vnd.wave"
+        assert b"".join(store.iter_chunks(key)) == wav.read_bytes()
+    store.put_file("sidecars/ab/words.txt", wav, "text/plain")  # other types keep theirs
+    info = store.stat("sidecars/ab/words.txt")
+    assert info is not None and info.content_type == "text/plain"

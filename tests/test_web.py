@@ -474,7 +474,7 @@ def test_drag_and_drop_upload_with_progress(page: Any, library: dict[str, Any], 
             for (const [name, size] of Object.entries(sizes)) {
                 const data = new Uint8Array(size);
                 for (let i = 0; i < size; i++) data[i] = (i * 31 + name.length) % 251;
-                dt.items.add(new File([data], name, {type: "application/octet-stream"}));
+                dt.items.add(new File([data], name, {type: name.endsWith(".wav") ? "audio/wav" : "audio/mpeg"}));
             }
             const zone = document.getElementById("dropzone");
             zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: dt, bubbles: true, cancelable: true}));
@@ -496,6 +496,10 @@ def test_drag_and_drop_upload_with_progress(page: Any, library: dict[str, Any], 
     store: ObjectStore = library["store"]
     inbox = {o.key: o for o in store.list("inbox/") if o.key != "inbox/probe.bin"}
     assert {k: o.size for k, o in inbox.items()} == {f"inbox/{n}": s for n, s in sizes.items()}
+    # WAVE goes up under its registered type, which the embedded S3 server does not gzip.
+    types = {name: getattr(store.stat(f"inbox/{name}"), "content_type", None) for name in sizes}
+    assert types == {"first song.wav": "audio/vnd.wave", "sëcond (live).mp3": "audio/mpeg",
+                     "again song.wav": "audio/vnd.wave"}  # fmt: skip
     for name, size in sizes.items():
         expected = bytes((i * 31 + len(name)) % 251 for i in range(size))
         got = b"".join(store.iter_chunks(f"inbox/{name}"))

@@ -471,11 +471,20 @@ function relativeName(file) {
   return file.webkitRelativePath || file.name;
 }
 
+// WAVE goes up under its registered type: the embedded S3 server gzips objects typed audio/wav or
+// audio/x-wav, which costs CPU on every read (see music_core/storage.py).
+const WAVE_TYPES = new Set(["audio/wav", "audio/x-wav", "audio/wave", "audio/x-pn-wav"]);
+
+function storedType(file) {
+  const type = (file.type || "application/octet-stream").toLowerCase();
+  return WAVE_TYPES.has(type) ? "audio/vnd.wave" : type;
+}
+
 function putWithProgress(url, file, row) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("PUT", url);
-    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+    xhr.setRequestHeader("Content-Type", storedType(file));
     xhr.upload.addEventListener("progress", (e) => {
       row.dataset.progressEvents = String(Number(row.dataset.progressEvents || 0) + 1);
       if (e.lengthComputable) setProgress(row, Math.floor((e.loaded / e.total) * 100));
