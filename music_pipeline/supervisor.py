@@ -141,10 +141,12 @@ def run_until_stopped(settings: Settings, upload_demo: bool = True) -> int:
         token, secret_key = settings.api_token.get_secret_value(), settings.secret_key.get_secret_value()
         # The web page uploads straight to the bucket through presigned URLs: allow its origin only.
         put_bucket_cors(store, page_origins(settings))
+        dagster_home = prepare_dagster_home(settings)
+        _end_stopped_runs(dagster_home, ep.as_env())
         env = {
             **os.environ,
             **ep.as_env(),
-            "DAGSTER_HOME": str(prepare_dagster_home(settings)),
+            "DAGSTER_HOME": str(dagster_home),
             "MUSIC_API_TOKEN": token,
             "MUSIC_SECRET_KEY": secret_key,
             "MUSIC_DATA_DIR": str(settings.data_path),
@@ -198,6 +200,20 @@ def run_until_stopped(settings: Settings, upload_demo: bool = True) -> int:
             child.stop()
         services.stop()
         print("stopped.", flush=True)
+
+
+def _end_stopped_runs(dagster_home: Path, service_env: dict[str, str]) -> None:
+    """Runs the last stop or crash left looking in flight are ended before the daemon starts: its
+    run queue would count them forever, and their tracks would never be repaired."""
+    import dagster as dg
+
+    from music_pipeline.recovery import end_stopped_runs
+
+    os.environ.update(service_env)  # dagster.yaml reads the database URL from the environment
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        ended = end_stopped_runs(instance)
+    if ended:
+        print(f"{len(ended)} run(s) stopped with the last `up` marked failed; their tracks run again.")
 
 
 def _any_dead(children: list[Child]) -> bool:

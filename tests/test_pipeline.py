@@ -21,7 +21,7 @@ from music_core.storage import ObjectStore
 from music_core.uploads import LocalFile, upload_to_inbox
 from music_pipeline import definitions
 from music_pipeline.defs.ingest import jobs as register_jobs
-from music_pipeline.defs.ingest import sensors
+from music_pipeline.defs.ingest import repair, sensors
 from music_pipeline.defs.ingest.sensors import inbox_sensor, new_tracks_sensor
 from music_pipeline.oneshot import assets_for_stages
 from tests import media
@@ -336,7 +336,7 @@ def test_tracks_whose_run_was_lost_are_requested_again_once_nothing_is_in_flight
     with psycopg.connect(db_url) as conn:
         conn.execute(
             "UPDATE music_files SET uploaded_at = now() - make_interval(secs => %s) WHERE id = %s",
-            (sensors.LOST_RUN_SECONDS + 60, track),
+            (repair.LOST_RUN_SECONDS + 60, track),
         )
     queued = instance.create_run_for_job(defs.resolve_job_def("process_tracks_job"))  # not started yet
     with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
@@ -348,6 +348,114 @@ def test_tracks_whose_run_was_lost_are_requested_again_once_nothing_is_in_flight
     assert again.run_requests[0].tags["dagster/asset_partition_range_start"] == track
     assert again.run_requests[0].run_key != first.run_requests[0].run_key  # never deduplicated away
     assert again.cursor == first.cursor
+
+
+def _age(db_url: str, seconds: float) -> None:
+    """As if every track and stage outcome were last touched ``seconds`` ago."""
+    with psycopg.connect(db_url) as conn:
+        conn.execute("UPDATE music_files SET uploaded_at = now() - make_interval(secs => %s)", (seconds,))
+        conn.execute("UPDATE track_stages SET updated_at = now() - make_interval(secs => %s)", (seconds,))
+
+
+def test_a_stopped_run_is_resumed_from_each_tracks_first_unfinished_stage(
+    defs: dg.Definitions, store: ObjectStore, db_url: str
+) -> None:
+    """Ctrl-C or a crash stops a run halfway: one track's conversion was running, the other's audio
+    was done and nothing after it had started. Once nothing is in flight and they sat untouched, each
+    is requested again from its first unfinished stage; finished stages are not redone."""
+    from music_core.db import tracks
+    from music_core.ingest import register_local_file
+
+    a = register_local_file(store, db_url, media.SPEECH_WAV, "a.wav").track_id
+    b = register_local_file(store, db_url, media.SPEECH_MP3, "b.mp3").track_id
+    instance = dg.DagsterInstance.ephemeral()
+    process = defs.resolve_job_def("process_tracks_job")
+    with dg.build_sensor_context(instance=instance, resources=defs.resources) as ctx:
+        first = new_tracks_sensor(ctx)
+    assert isinstance(first, dg.SensorResult) and len(first.run_requests or []) == 1
+    for added in first.dynamic_partitions_requests or []:  # what the daemon does with the result
+        instance.add_dynamic_partitions(added.partitions_def_name, list(added.partition_keys or []))
+    audio = [dg.AssetKey(stage) for stage in STAGES[:2]]
+    assert process.execute_in_process(
+        instance=instance, tags=first.run_requests[0].tags, asset_selection=audio
+    ).success
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "UPDATE track_stages SET status = 'running' WHERE file_id = %s AND stage = 'converted_audio'",
+            (a,),
+        )
+    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
+        assert isinstance(new_tracks_sensor(ctx), dg.SkipReason)  # touched just now: may still be in hand
+    _age(db_url, repair.LOST_RUN_SECONDS + 60)
+    busy = instance.create_run_for_job(process, status=dg.DagsterRunStatus.STARTED)
+    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
+        assert isinstance(new_tracks_sensor(ctx), dg.SkipReason)  # a run in flight may still have them
+    instance.delete_run(busy.run_id)
+
+    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
+        resumed = new_tracks_sensor(ctx)
+    assert isinstance(resumed, dg.SensorResult) and resumed.cursor == first.cursor
+    by_start = {r.tags["dagster/asset_partition_range_start"]: r for r in resumed.run_requests or []}
+    assert set(by_start) == {a, b}
+    # The conversion is made in one step with the probe: a's run takes that step and all after it.
+    assert by_start[a].tags["music/from_stage"] == "converted_audio"
+    assert set(by_start[a].asset_selection or []) == {dg.AssetKey(s) for s in STAGES}
+    assert set(by_start[b].asset_selection or []) == {dg.AssetKey(s) for s in STAGES[2:]}
+    for request in by_start.values():
+        assert request.tags[repair.REPAIR_TAG] == "true"
+        assert process.execute_in_process(
+            instance=instance, tags=request.tags, asset_selection=request.asset_selection
+        ).success
+
+    with psycopg.connect(db_url) as conn:
+        assert tracks.unfinished_tracks(conn, STAGES, 0, 10) == []  # every stage has an outcome
+        attempts = dict(
+            conn.execute(
+                "SELECT file_id, attempts FROM track_stages WHERE stage = 'audio_file' AND file_id = ANY(%s)",
+                ([a, b],),
+            ).fetchall()
+        )
+    assert attempts == {a: 2, b: 1}  # b's audio was not redone
+    _age(db_url, repair.LOST_RUN_SECONDS + 60)
+    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
+        assert isinstance(new_tracks_sensor(ctx), dg.SkipReason)  # nothing left to resume
+
+
+@dg.op
+def _nothing() -> None:
+    pass
+
+
+@dg.job(name=repair.PROCESS_JOB)
+def process_job_stand_in() -> None:
+    """Run records of the process job's name, without its resources' configuration."""
+    _nothing()
+
+
+def test_repairs_back_off_while_they_keep_failing() -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    job = process_job_stand_in
+    assert repair.repair_wait_seconds(instance, time.time()) == 0  # no repair yet
+
+    def repair_run(status: dg.DagsterRunStatus) -> float:
+        run = instance.create_run_for_job(job, status=status, tags={repair.REPAIR_TAG: "true"})
+        record = instance.get_run_record_by_id(run.run_id)
+        assert record is not None
+        return record.create_timestamp.timestamp()
+
+    made = repair_run(dg.DagsterRunStatus.SUCCESS)
+    assert repair.repair_wait_seconds(instance, made) == pytest.approx(repair.LOST_RUN_SECONDS)
+    assert repair.repair_wait_seconds(instance, made + repair.LOST_RUN_SECONDS + 1) == 0
+    for failures in (1, 2):
+        made = repair_run(dg.DagsterRunStatus.FAILURE)
+        assert repair.repair_wait_seconds(instance, made) == pytest.approx(
+            repair.LOST_RUN_SECONDS * 2**failures
+        )
+    for _ in range(5):
+        made = repair_run(dg.DagsterRunStatus.CANCELED)
+    assert repair.repair_wait_seconds(instance, made) == pytest.approx(repair.MAX_REPAIR_WAIT_SECONDS)
+    made = repair_run(dg.DagsterRunStatus.STARTED)  # not failed (yet): the doubling starts again
+    assert repair.repair_wait_seconds(instance, made) == pytest.approx(repair.LOST_RUN_SECONDS)
 
 
 def test_vector_index_follows_the_vectors(defs: dg.Definitions, store: ObjectStore, db_url: str) -> None:

@@ -180,23 +180,48 @@ def first_alias_folder(conn: Connection, track_id: str) -> str | None:
     return row[0] if row else None
 
 
-def unstarted_tracks(
-    conn: Connection, after_seq: int, limit: int, *, registered_seconds_ago: float = 0.0
-) -> list[tuple[str, int]]:
-    """Registered tracks no stage has touched yet, in registration order: those after ``after_seq``,
-    registered at least ``registered_seconds_ago`` (a run that was to start them may be lost)."""
+def unstarted_tracks(conn: Connection, after_seq: int, limit: int) -> list[tuple[str, int]]:
+    """Registered tracks after ``after_seq`` that no stage has touched yet, in registration order."""
     return [
         (r[0], r[1])
         for r in conn.execute(
             """
             SELECT f.id, f.seq FROM music_files f
-            WHERE f.seq > %(after)s AND (%(age)s <= 0 OR f.uploaded_at < now() - make_interval(secs => %(age)s))
-              AND NOT EXISTS (SELECT 1 FROM track_stages s WHERE s.file_id = f.id)
+            WHERE f.seq > %(after)s AND NOT EXISTS (SELECT 1 FROM track_stages s WHERE s.file_id = f.id)
             ORDER BY f.seq LIMIT %(limit)s
             """,
-            {"after": after_seq, "age": registered_seconds_ago, "limit": limit},
+            {"after": after_seq, "limit": limit},
         ).fetchall()
     ]
+
+
+@dataclass(frozen=True)
+class UnfinishedTrack:
+    track_id: str
+    seq: int
+    first_unfinished: str  # the earliest of the stages without an outcome
+
+
+def unfinished_tracks(
+    conn: Connection, stages: Sequence[str], idle_seconds: float, limit: int
+) -> list[UnfinishedTrack]:
+    """Tracks, registered and untouched for ``idle_seconds``, with a stage that has no outcome (done,
+    failed or skipped): never started, or left running or unstarted by a run that stopped."""
+    rows = conn.execute(
+        """
+        SELECT f.id, f.seq,
+               coalesce(array_agg(s.stage) FILTER (WHERE s.status IN ('done', 'failed', 'skipped')), '{}')
+        FROM music_files f LEFT JOIN track_stages s ON s.file_id = f.id
+        WHERE f.uploaded_at < now() - make_interval(secs => %(idle)s)
+        GROUP BY f.id, f.seq
+        HAVING NOT %(stages)s::text[] <@ coalesce(
+                   array_agg(s.stage) FILTER (WHERE s.status IN ('done', 'failed', 'skipped')), '{}')
+           AND coalesce(max(s.updated_at), '-infinity') < now() - make_interval(secs => %(idle)s)
+        ORDER BY f.seq LIMIT %(limit)s
+        """,
+        {"stages": list(stages), "idle": idle_seconds, "limit": limit},
+    ).fetchall()
+    return [UnfinishedTrack(r[0], r[1], next(stage for stage in stages if stage not in r[2])) for r in rows]
 
 
 def track_states(conn: Connection, track_ids: Sequence[str] | None = None) -> list[TrackState]:

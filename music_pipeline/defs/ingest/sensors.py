@@ -11,6 +11,8 @@ from music_core.batching import batch_run_key, chunked, contiguous_ranges, is_si
 from music_core.db import tracks
 from music_core.db.connection import connect
 from music_core.settings import Settings
+from music_core.stages import STAGES
+from music_pipeline.defs.ingest import repair
 from music_pipeline.defs.partitions import tracks_partitions
 from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
 
@@ -99,49 +101,49 @@ def _needs_request(
     job_name="process_tracks_job",
     minimum_interval_seconds=SENSOR_INTERVAL,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Launches batched runs of every per-track stage for newly registered tracks.",
+    description="Launches batched runs of every per-track stage for newly registered tracks, and "
+    "resumes tracks a stopped run left unfinished.",
 )
 def new_tracks_sensor(
     context: dg.SensorEvaluationContext, db: DatabaseResource, pipeline: PipelineConfigResource
 ) -> dg.SensorResult | dg.SkipReason:
     after = int(context.cursor or 0)
-    repair = False
+    limit = pipeline.tracks_per_run * 20
     with connect(db.url) as conn:
-        fresh = tracks.unstarted_tracks(conn, after, limit=pipeline.tracks_per_run * 20)
+        fresh = tracks.unstarted_tracks(conn, after, limit=limit)
+        unfinished: list[tracks.UnfinishedTrack] = []
         if not fresh and not _process_runs_in_flight(context.instance):
-            # Nothing queued or running, yet tracks the cursor passed were never started: their
-            # run was stopped (Ctrl-C, a crash) or a registration committed after a later one.
-            fresh = tracks.unstarted_tracks(
-                conn, 0, limit=pipeline.tracks_per_run * 20, registered_seconds_ago=LOST_RUN_SECONDS
-            )
-            repair = bool(fresh)
-    if not fresh:
+            # Nothing queued or running: work a stopped run left (Ctrl-C, a crash) is resumed.
+            wait = repair.repair_wait_seconds(context.instance, time.time())
+            if wait > 0:
+                return dg.SkipReason(f"no new tracks; unfinished ones are looked for in {wait:.0f} s")
+            unfinished = tracks.unfinished_tracks(conn, STAGES, repair.LOST_RUN_SECONDS, limit)
+    if not fresh and not unfinished:
         return dg.SkipReason("no new tracks")
     name = tracks_partitions.name
     assert name is not None
     order = list(context.instance.get_dynamic_partitions(name))
     known = set(order)
-    missing = [tid for tid, _ in fresh if tid not in known]  # repair a registration that died midway
+    wanted = [tid for tid, _ in fresh] or [t.track_id for t in unfinished]
+    missing = [tid for tid in wanted if tid not in known]  # repair a registration that died midway
     order += missing
-    ranges = contiguous_ranges(order, [tid for tid, _ in fresh], pipeline.tracks_per_run)
-    runs = [
-        dg.RunRequest(
-            run_key=batch_run_key(
-                "process", [first, last, str(after)] + ([repr(time.time())] if repair else [])
-            ),
-            tags={
-                "dagster/asset_partition_range_start": first,
-                "dagster/asset_partition_range_end": last,
-            },
-        )
-        for first, last in ranges
-    ]
+    if fresh:
+        runs = [
+            dg.RunRequest(
+                run_key=batch_run_key("process", [first, last, str(after)]),
+                tags={
+                    "dagster/asset_partition_range_start": first,
+                    "dagster/asset_partition_range_end": last,
+                },
+            )
+            for first, last in contiguous_ranges(order, wanted, pipeline.tracks_per_run)
+        ]
+    else:
+        runs = repair.repair_requests(order, unfinished, pipeline.tracks_per_run)
     requests = [tracks_partitions.build_add_request(missing)] if missing else []
-    cursor = max(after, *(seq for _, seq in fresh))
+    cursor = max(after, *(seq for _, seq in fresh)) if fresh else after
     return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=requests, cursor=str(cursor))
 
-
-LOST_RUN_SECONDS = 600  # a track registered this long ago, never started, with no run in flight
 
 _IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
