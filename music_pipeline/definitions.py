@@ -7,6 +7,7 @@ import dagster as dg
 from music_core.settings import Settings
 from music_pipeline.defs.analysis.assets import embedding, transcription
 from music_pipeline.defs.audio.assets import audio
+from music_pipeline.defs.housekeeping.sensors import stopped_runs_sensor
 from music_pipeline.defs.index.assets import vector_index, vector_index_job
 from music_pipeline.defs.index.sensors import vector_index_sensor
 from music_pipeline.defs.ingest.jobs import register_uploads_job
@@ -88,7 +89,7 @@ defs = dg.Definitions(
         duplicates_job,
         storage_stats_job,
     ],  # fmt: skip
-    sensors=[inbox_sensor, new_tracks_sensor, vector_index_sensor],
+    sensors=[inbox_sensor, new_tracks_sensor, vector_index_sensor, stopped_runs_sensor],
     schedules=build_schedules(Settings()),
     resources=build_resources(),
 )

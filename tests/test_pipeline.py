@@ -55,12 +55,27 @@ def run_sensors_to_completion(defs: dg.Definitions, instance: dg.DagsterInstance
     return list(tracks_result.run_requests or [])
 
 
+def _track_tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=cursor) as ctx:
+        result = new_tracks_sensor(ctx)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def _idle(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None) -> str:
+    """The track sensor's skip reason; fails when it requested runs."""
+    result = _track_tick(defs, instance, cursor)
+    assert not result.run_requests and result.skip_reason, result
+    return result.skip_reason.skip_message or ""
+
+
 def test_definitions_load() -> None:
     dg.Definitions.validate_loadable(definitions.defs)
     assert {s.name for s in definitions.defs.sensors or []} == {
         "inbox_sensor",
         "new_tracks_sensor",
         "vector_index_sensor",
+        "stopped_runs_sensor",
     }
 
 
@@ -314,8 +329,7 @@ def test_track_sensor_repairs_missing_partitions(
         and result.run_requests[0].tags["dagster/asset_partition_range_start"] == reg.track_id
     )
     assert result.cursor
-    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=result.cursor) as ctx:
-        assert isinstance(new_tracks_sensor(ctx), dg.SkipReason)
+    assert _idle(defs, instance, result.cursor)
 
 
 def test_tracks_whose_run_was_lost_are_requested_again_once_nothing_is_in_flight(
@@ -331,23 +345,21 @@ def test_tracks_whose_run_was_lost_are_requested_again_once_nothing_is_in_flight
     with dg.build_sensor_context(instance=instance, resources=defs.resources) as ctx:
         first = new_tracks_sensor(ctx)
     assert isinstance(first, dg.SensorResult) and first.cursor
-    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
-        assert isinstance(new_tracks_sensor(ctx), dg.SkipReason)  # just requested: not yet lost
+    assert _idle(defs, instance, first.cursor)  # just requested: not yet lost
     with psycopg.connect(db_url) as conn:
         conn.execute(
             "UPDATE music_files SET uploaded_at = now() - make_interval(secs => %s) WHERE id = %s",
             (repair.LOST_RUN_SECONDS + 60, track),
         )
     queued = instance.create_run_for_job(defs.resolve_job_def("process_tracks_job"))  # not started yet
-    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
-        assert isinstance(new_tracks_sensor(ctx), dg.SkipReason)  # a run in the queue may still take it
+    assert _idle(defs, instance, first.cursor)  # a run in the queue may still take it
     instance.delete_run(queued.run_id)
     with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
         again = new_tracks_sensor(ctx)
     assert isinstance(again, dg.SensorResult) and len(again.run_requests or []) == 1
     assert again.run_requests[0].tags["dagster/asset_partition_range_start"] == track
     assert again.run_requests[0].run_key != first.run_requests[0].run_key  # never deduplicated away
-    assert again.cursor == first.cursor
+    assert json.loads(again.cursor or "")["after"] == json.loads(first.cursor)["after"]
 
 
 def _age(db_url: str, seconds: float) -> None:
@@ -384,23 +396,23 @@ def test_a_stopped_run_is_resumed_from_each_tracks_first_unfinished_stage(
             "UPDATE track_stages SET status = 'running' WHERE file_id = %s AND stage = 'converted_audio'",
             (a,),
         )
-    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
-        assert isinstance(new_tracks_sensor(ctx), dg.SkipReason)  # touched just now: may still be in hand
+    assert _idle(defs, instance, first.cursor)  # touched just now: may still be in hand
     _age(db_url, repair.LOST_RUN_SECONDS + 60)
     busy = instance.create_run_for_job(process, status=dg.DagsterRunStatus.STARTED)
-    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
-        assert isinstance(new_tracks_sensor(ctx), dg.SkipReason)  # a run in flight may still have them
+    assert _idle(defs, instance, first.cursor)  # a run in flight may still have them
     instance.delete_run(busy.run_id)
 
     with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
         resumed = new_tracks_sensor(ctx)
-    assert isinstance(resumed, dg.SensorResult) and resumed.cursor == first.cursor
+    assert isinstance(resumed, dg.SensorResult) and resumed.cursor
+    assert json.loads(resumed.cursor)["after"] == json.loads(first.cursor or "")["after"]
     by_start = {r.tags["dagster/asset_partition_range_start"]: r for r in resumed.run_requests or []}
     assert set(by_start) == {a, b}
     # The conversion is made in one step with the probe: a's run takes that step and all after it.
     assert by_start[a].tags["music/from_stage"] == "converted_audio"
     assert set(by_start[a].asset_selection or []) == {dg.AssetKey(s) for s in STAGES}
     assert set(by_start[b].asset_selection or []) == {dg.AssetKey(s) for s in STAGES[2:]}
+    assert len({r.tags[repair.ROUND_TAG] for r in by_start.values()}) == 1  # one round
     for request in by_start.values():
         assert request.tags[repair.REPAIR_TAG] == "true"
         assert process.execute_in_process(
@@ -417,8 +429,14 @@ def test_a_stopped_run_is_resumed_from_each_tracks_first_unfinished_stage(
         )
     assert attempts == {a: 2, b: 1}  # b's audio was not redone
     _age(db_url, repair.LOST_RUN_SECONDS + 60)
-    with dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=first.cursor) as ctx:
-        assert isinstance(new_tracks_sensor(ctx), dg.SkipReason)  # nothing left to resume
+    assert "looked for in" in _idle(defs, instance, first.cursor)  # the next round waits
+    for run in instance.get_runs(filters=dg.RunsFilter(tags={repair.REPAIR_TAG: "true"})):
+        instance.delete_run(run.run_id)
+    idle = _track_tick(defs, instance, first.cursor)
+    assert not idle.run_requests and idle.skip_reason
+    assert idle.skip_reason.skip_message == "no new tracks, and none unfinished"
+    # The scan is remembered: the next one waits SCAN_SECONDS, however often the sensor ticks.
+    assert "looked for in" in _idle(defs, instance, idle.cursor)
 
 
 @dg.op
@@ -437,8 +455,13 @@ def test_repairs_back_off_while_they_keep_failing() -> None:
     job = process_job_stand_in
     assert repair.repair_wait_seconds(instance, time.time()) == 0  # no repair yet
 
-    def repair_run(status: dg.DagsterRunStatus) -> float:
-        run = instance.create_run_for_job(job, status=status, tags={repair.REPAIR_TAG: "true"})
+    rounds = iter(range(100))
+
+    def repair_run(*statuses: dg.DagsterRunStatus) -> float:
+        """One round of repair runs (one sensor evaluation)."""
+        tags = {repair.REPAIR_TAG: "true", repair.ROUND_TAG: str(next(rounds))}
+        for status in statuses:
+            run = instance.create_run_for_job(job, status=status, tags=tags)
         record = instance.get_run_record_by_id(run.run_id)
         assert record is not None
         return record.create_timestamp.timestamp()
@@ -446,8 +469,10 @@ def test_repairs_back_off_while_they_keep_failing() -> None:
     made = repair_run(dg.DagsterRunStatus.SUCCESS)
     assert repair.repair_wait_seconds(instance, made) == pytest.approx(repair.LOST_RUN_SECONDS)
     assert repair.repair_wait_seconds(instance, made + repair.LOST_RUN_SECONDS + 1) == 0
-    for failures in (1, 2):
-        made = repair_run(dg.DagsterRunStatus.FAILURE)
+    for failures in (1, 2):  # a round fails when one of its runs does; it counts once
+        made = repair_run(
+            dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.FAILURE
+        )
         assert repair.repair_wait_seconds(instance, made) == pytest.approx(
             repair.LOST_RUN_SECONDS * 2**failures
         )

@@ -114,6 +114,9 @@ def test_execute_removes_old_tracks_everywhere_and_leaves_the_rest_byte_for_byte
 
 def test_keep_originals_drops_derived_data_only(library: Library, store: ObjectStore, db_url: str) -> None:
     rule = RetentionRule(30, RemovalOptions.keep_originals(), genre="Old")
+    assert len(library.old) >= 2
+    with connect(db_url) as conn:  # a run that stopped before it reached this track's vectors
+        conn.execute("DELETE FROM track_stages WHERE file_id = %s AND stage = 'embedding'", (library.old[1],))
     outcome = run_retention(db_url, store, rule, execute=True, performed_by="test")
     assert outcome.file_count == len(library.old)
     with connect(db_url) as conn:
@@ -135,6 +138,12 @@ def test_keep_originals_drops_derived_data_only(library: Library, store: ObjectS
     assert len(rows) == len(library.old) and all(r[1] is None and r[2] is None for r in rows)
     assert leftovers == (0, 0)
     assert "removed by retention" in stages["converted_audio"] and "embedding" in stages
+    with connect(db_url) as conn:  # recorded as removed, so the track sensor does not make them again
+        unreached = conn.execute(
+            "SELECT status, error FROM track_stages WHERE file_id = %s AND stage = 'embedding'",
+            (library.old[1],),
+        ).fetchone()
+    assert unreached is not None and unreached[0] == "skipped" and "removed by retention" in unreached[1]
     for track_id in library.old:
         assert store.stat(original_key(track_id)) is not None
     assert store.stat(sidecar_key(library.old[0], ".lrc")) is not None  # user-provided lyrics stay

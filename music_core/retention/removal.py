@@ -141,12 +141,19 @@ def _record_intent(conn: Connection, plan: PlannedRemoval, options: RemovalOptio
 
 
 def _mark_stage_removed(conn: Connection, track_id: str, stages: Sequence[str], what: str) -> None:
+    # Inserted where a stopped run left no row: the track sensor would otherwise resume the stage
+    # and make again what retention removed.
     conn.execute(
         """
-        UPDATE track_stages SET status = 'skipped', error = %s, updated_at = now()
-        WHERE file_id = %s AND stage = ANY(%s)
+        INSERT INTO track_stages (file_id, stage, status, error, updated_at)
+        SELECT %(id)s, stage, 'skipped', %(error)s, now() FROM unnest(%(stages)s::text[]) AS stage
+        ON CONFLICT (file_id, stage) DO UPDATE SET status = 'skipped', error = EXCLUDED.error, updated_at = now()
         """,
-        (f"{what} removed by retention; reprocess to recreate", track_id, list(stages)),
+        {
+            "id": track_id,
+            "error": f"{what} removed by retention; reprocess to recreate",
+            "stages": list(stages),
+        },
     )
 
 

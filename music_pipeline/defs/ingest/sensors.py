@@ -97,6 +97,21 @@ def _needs_request(
     return ended and now - request["at"] >= backoff  # still in the inbox after its run
 
 
+def _track_cursor(raw: str | None) -> tuple[int, float]:
+    """(the last registration seen, when unfinished tracks were last looked for). Earlier releases
+    kept the first only."""
+    if not raw:
+        return 0, 0.0
+    if raw.isdigit():
+        return int(raw), 0.0
+    saved = json.loads(raw)
+    return int(saved["after"]), float(saved.get("scanned_at", 0.0))
+
+
+def _skip(reason: str, after: int, scanned_at: float) -> dg.SensorResult:
+    return dg.SensorResult(skip_reason=reason, cursor=json.dumps({"after": after, "scanned_at": scanned_at}))
+
+
 @dg.sensor(
     job_name="process_tracks_job",
     minimum_interval_seconds=SENSOR_INTERVAL,
@@ -106,20 +121,30 @@ def _needs_request(
 )
 def new_tracks_sensor(
     context: dg.SensorEvaluationContext, db: DatabaseResource, pipeline: PipelineConfigResource
-) -> dg.SensorResult | dg.SkipReason:
-    after = int(context.cursor or 0)
+) -> dg.SensorResult:
+    after, scanned_at = _track_cursor(context.cursor)
     limit = pipeline.tracks_per_run * 20
     with connect(db.url) as conn:
         fresh = tracks.unstarted_tracks(conn, after, limit=limit)
         unfinished: list[tracks.UnfinishedTrack] = []
-        if not fresh and not _process_runs_in_flight(context.instance):
-            # Nothing queued or running: work a stopped run left (Ctrl-C, a crash) is resumed.
-            wait = repair.repair_wait_seconds(context.instance, time.time())
+        if not fresh:
+            now = time.time()
+            wait = repair.scan_wait_seconds(context.instance, now, scanned_at)
+            if wait is None:
+                return _skip(
+                    "no new tracks (unfinished ones are looked for once no run is in flight)",
+                    after,
+                    scanned_at,
+                )
             if wait > 0:
-                return dg.SkipReason(f"no new tracks; unfinished ones are looked for in {wait:.0f} s")
+                return _skip(
+                    f"no new tracks; unfinished ones are looked for in {wait:.0f} s", after, scanned_at
+                )
+            # Nothing queued or running: work a stopped run left (Ctrl-C, a crash) is resumed.
             unfinished = tracks.unfinished_tracks(conn, STAGES, repair.LOST_RUN_SECONDS, limit)
+            scanned_at = now
     if not fresh and not unfinished:
-        return dg.SkipReason("no new tracks")
+        return _skip("no new tracks, and none unfinished", after, scanned_at)
     name = tracks_partitions.name
     assert name is not None
     order = list(context.instance.get_dynamic_partitions(name))
@@ -141,18 +166,9 @@ def new_tracks_sensor(
     else:
         runs = repair.repair_requests(order, unfinished, pipeline.tracks_per_run)
     requests = [tracks_partitions.build_add_request(missing)] if missing else []
-    cursor = max(after, *(seq for _, seq in fresh)) if fresh else after
-    return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=requests, cursor=str(cursor))
-
-
-_IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]  # fmt: skip
-
-
-def _process_runs_in_flight(instance: dg.DagsterInstance) -> bool:
-    runs = instance.get_runs(
-        filters=dg.RunsFilter(job_name="process_tracks_job", statuses=_IN_FLIGHT), limit=1
+    after = max(after, *(seq for _, seq in fresh)) if fresh else after
+    return dg.SensorResult(
+        run_requests=runs,
+        dynamic_partitions_requests=requests,
+        cursor=json.dumps({"after": after, "scanned_at": scanned_at}),
     )
-    return bool(runs)
