@@ -15,9 +15,10 @@ from music_core.search import plan_terms, query_words, tsquery_any
 # for proximity with ts_rank_cd. Transcripts and lyrics (stemmed English) and names and tags
 # (unstemmed) are gathered separately and their scores added. Snippets (ts_headline, about 0.3 ms a
 # row) are computed separately, for the rows shown only: from the transcript, or else the lyrics.
+# Both sides are folded (music_fold, migration 0006): "cafe" finds "café" and "Mötley" finds "Motley".
 _LEXEMES_SQL = """
-SELECT array(SELECT lexeme FROM unnest(to_tsvector('english', %(q)s))),
-       array(SELECT lexeme FROM unnest(to_tsvector('simple', %(q)s)))
+SELECT array(SELECT lexeme FROM unnest(to_tsvector('english', music_fold(%(q)s)))),
+       array(SELECT lexeme FROM unnest(to_tsvector('simple', music_fold(%(q)s))))
 """
 
 _RANK_SQL = """

@@ -67,10 +67,12 @@ class TrackFilter:
             params.extend(values)
 
         if self.q:
-            pattern = "%" + self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            # Names, title, artist and album, without accents on either side (migration 0006). The
+            # text is folded before its wildcards are escaped: a full-width "％" folds to "%".
             add(
-                "(f.original_filename ILIKE %s OR f.title ILIKE %s OR f.artist ILIKE %s OR f.album ILIKE %s)",
-                *[pattern] * 4,
+                "f.search_names ILIKE ('%%' || replace(replace(replace(music_fold(%s),"
+                " '\\', '\\\\'), '%%', '\\%%'), '_', '\\_') || '%%')",
+                self.q,
             )
         if self.genre:
             add("lower(f.genre) = ANY(%s)", [g.lower() for g in self.genre])

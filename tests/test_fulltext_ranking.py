@@ -22,6 +22,7 @@ FILLER = [f"word{i}" for i in range(300)]
 TARGET = "a" * 64
 LYRICS_ONLY = "b" * 64
 NAMED = "c" * 64
+ACCENTED = "d" * 64
 
 
 def _track_id(n: int) -> str:
@@ -62,6 +63,7 @@ def library(services: ServiceEndpoints) -> dict[str, str]:
             (LYRICS_ONLY, "Sailing to Zanzibar tonight\nlove and baby"),
         )
         _insert_track(conn, NAMED, "Quixotic Serenade.mp3", None)
+        _insert_track(conn, ACCENTED, "Mötley Crüe - Ærøskøbing.mp3", "un café à São Paulo, straße")
         conn.execute("ANALYZE music_files, transcriptions, lyrics")
     return {"target": TARGET}
 
@@ -107,6 +109,26 @@ def test_official_lyrics_are_searched(client: TestClient) -> None:
 
 def test_names_are_searched_unstemmed(client: TestClient) -> None:
     assert [r["track_id"] for r in _fulltext(client, "quixotic serenade")] == [NAMED]
+
+
+@pytest.mark.parametrize(
+    "q", ["motley crue", "MÖTLEY", "Crüe", "aeroskobing", "cafe sao paulo", "CAFÉ", "strasse", "ｃａｆｅ"]
+)
+def test_accents_are_ignored_on_either_side(client: TestClient, q: str) -> None:
+    assert [r["track_id"] for r in _fulltext(client, q)] == [ACCENTED]
+
+
+@pytest.mark.parametrize("q", ["crue", "MÖTLEY CRÜE", "Ærø", "aero"])
+def test_the_library_filter_ignores_accents_too(client: TestClient, q: str) -> None:
+    response = client.get("/tracks", params={"q": q}, headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert [t["id"] for t in response.json()["items"]] == [ACCENTED]
+
+
+@pytest.mark.parametrize("q", ["%", "_", "\\", "％"])  # wildcards are literal, full-width ones too
+def test_the_library_filter_takes_wildcards_literally(client: TestClient, q: str) -> None:
+    response = client.get("/tracks", params={"q": q}, headers=AUTH)
+    assert response.status_code == 200 and response.json()["total"] == 0
 
 
 def test_common_words_alone_find_songs_holding_all_of_them(
