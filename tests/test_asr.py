@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from music_core.asr.backends import build_transcriber, describe_model
@@ -61,6 +63,25 @@ def test_chunks_are_bounded_and_cover_the_file(tmp_path: Path) -> None:
     path = media.digital_silence(tmp_path / "s.flac", seconds=25)
     sizes = [c.shape[0] for c in iter_chunks(str(path), chunk_seconds=10)]
     assert sizes == [160_000, 160_000, 80_000]
+
+
+def test_a_chunk_ends_in_the_pause_before_its_limit_not_across_a_word(tmp_path: Path) -> None:
+    """Loud noise with one 0.4 s pause at 8.6-9.0 s: 10 s chunks end at 9.0 s, after the pause,
+    instead of at 10 s in the middle of the sound; the chunks still make the whole file."""
+    rng = np.random.default_rng(3)
+    samples = (rng.uniform(-0.3, 0.3, 25 * 16_000) * 32767).astype(np.int16)
+    samples[int(8.6 * 16_000) : 9 * 16_000] = 0
+    path = tmp_path / "pause.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(samples.tobytes())
+    chunks = list(iter_chunks(str(path), chunk_seconds=10))
+    assert chunks[0].shape[0] == 9 * 16_000
+    assert all(c.shape[0] <= 160_000 for c in chunks)
+    whole = next(iter_chunks(str(path), chunk_seconds=100))
+    assert np.array_equal(np.concatenate(chunks), whole) and whole.shape[0] == samples.size
 
 
 @pytest.mark.parametrize("maker", [media.digital_silence, media.white_noise, media.instrumental])
