@@ -25,17 +25,19 @@ from music_core.audio.probe import probe
 from music_core.db import tracks
 from music_core.db.locks import shared_track_lock
 from music_core.naming import converted_key
+from music_core.stage_names import (  # noqa: F401 - re-exported: stages.STAGES etc.
+    AUDIO_FILE,
+    COMPARISON,
+    CONVERTED_AUDIO,
+    EMBEDDING,
+    LYRICS,
+    STAGES,
+    TRANSCRIPTION,
+)
 from music_core.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
-AUDIO_FILE = "audio_file"
-CONVERTED_AUDIO = "converted_audio"
-TRANSCRIPTION = "transcription"
-EMBEDDING = "embedding"
-LYRICS = "lyrics"
-COMPARISON = "comparison"
-STAGES = (AUDIO_FILE, CONVERTED_AUDIO, TRANSCRIPTION, EMBEDDING, LYRICS, COMPARISON)
 DURATION_TOLERANCE_S = 0.1
 # Audio stages mostly wait on the object store and the database: they run this many threads per
 # configured worker, while the FFmpeg decode inside them still runs at most ``workers`` at a time.

@@ -17,7 +17,7 @@ from psycopg import Connection, sql
 
 from music_core.db.connection import connect
 from music_core.db.locks import release_exclusive_track_lock, try_exclusive_track_lock
-from music_core.stages import CONVERTED_AUDIO
+from music_core.stage_names import CONVERTED_AUDIO
 from music_core.storage import ObjectStore
 
 TRACK_PREFIXES = ("originals/", "converted/", "sidecars/")

@@ -29,7 +29,7 @@ from music_core.db.locks import (
 )
 from music_core.naming import converted_key, sidecar_key
 from music_core.retention.options import RemovalOptions
-from music_core.stages import COMPARISON, CONVERTED_AUDIO, EMBEDDING, LYRICS, TRANSCRIPTION
+from music_core.stage_names import COMPARISON, CONVERTED_AUDIO, EMBEDDING, LYRICS, TRANSCRIPTION
 from music_core.storage import ObjectStore
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import dagster as dg
 
 from music_core.batching import batch_run_key, contiguous_ranges
 from music_core.db.tracks import UnfinishedTrack
-from music_core.stages import STAGES
+from music_core.stage_names import STAGES
 
 LOST_RUN_SECONDS = 600  # untouched this long, with no run in flight: the run that had them stopped
 SCAN_SECONDS = 300  # a finished library is looked through at most this often

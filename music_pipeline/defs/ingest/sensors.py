@@ -11,7 +11,7 @@ from music_core.batching import batch_run_key, chunked, contiguous_ranges, is_si
 from music_core.db import tracks
 from music_core.db.connection import connect
 from music_core.settings import Settings
-from music_core.stages import STAGES
+from music_core.stage_names import STAGES
 from music_pipeline.defs.ingest import repair
 from music_pipeline.defs.partitions import tracks_partitions
 from music_pipeline.resources import DatabaseResource, ObjectStoreResource, PipelineConfigResource
