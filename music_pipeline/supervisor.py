@@ -46,16 +46,53 @@ class Child:
     log: Path
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.proc.poll() is not None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGINT)  # Dagster shuts its code servers down on SIGINT
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+            except ProcessLookupError:
+                pass
+        end_process_group(self.proc.pid)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs (exited ones that nobody reaped yet do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        try:
+            fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # not a process, or gone meanwhile
+        if int(fields[2]) == pgid and fields[0] != b"Z":  # after the name: state, ppid, pgrp
+            return True
+    return False
+
+
+def end_process_group(pgid: int, grace: float = 10.0) -> None:
+    """End what a child left in its process group. The daemon's code server and a run worker it
+    started outlive the daemon on SIGINT, and a run worker ignores it: it then went on working
+    against services that were being stopped, and its run looked alive to the next start."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        if not _group_alive(pgid):
             return
         try:
-            os.killpg(self.proc.pid, signal.SIGINT)  # Dagster shuts its code servers down on SIGINT
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
+            os.killpg(pgid, sig)
         except ProcessLookupError:
-            pass
+            return
+        deadline = time.monotonic() + wait
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> Child:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from music_pipeline.supervisor import end_process_group
 from tests.conftest import OFFLINE_PROVIDERS, free_port, free_port_block
 from tests.lifecycle import processes_using
 from tests.test_embedded import wait_gone
@@ -120,3 +121,25 @@ def test_each_listener_is_checked_on_its_own_host(tmp_path: Path) -> None:
     ]  # fmt: skip
     everywhere = Settings(_env_file=None, data_dir=tmp_path, api_host="0.0.0.0", dagster_host="0.0.0.0")  # type: ignore[call-arg]  # noqa: S104
     assert [host for host, _, _ in _listeners(everywhere)] == ["127.0.0.1", "127.0.0.1"]
+
+
+def test_stopping_a_child_ends_what_it_left_in_its_process_group() -> None:
+    """A run worker outlives the daemon that started it and ignores SIGINT and SIGTERM."""
+    child = subprocess.Popen(
+        ["sh", "-c", "sh -c 'trap \"\" INT TERM; sleep 300' & echo $!; exit 0"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    grandchild = int(child.stdout.readline())
+    child.wait(10)
+    started = time.monotonic()
+    end_process_group(child.pid, grace=1.0)
+    assert time.monotonic() - started < 10
+    assert not _running(grandchild)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != b"Z"
