@@ -1,16 +1,25 @@
 """Versioned SQL migrations: ``migrations/NNNN_name.sql`` applied once each, in order, in a transaction.
 
 A PostgreSQL advisory lock serialises concurrent starters (API workers, Dagster code servers, tests).
+A migration that rewrites tables names them in a ``-- vacuum after: table, table`` line: they are
+vacuumed once the migrations are committed (VACUUM cannot run in a transaction). A rewritten table
+has no page marked all-visible, so index-only scans read the table again, and every row's first
+reader sets its hint bits: the first bench-api run after migration 0006 was 20 % slower.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
+from psycopg import sql
 
 _LOCK_ID = 0x6D75_7369  # "musi"
+
+
+_VACUUM_AFTER = re.compile(r"^-- vacuum after: (.+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -18,6 +27,10 @@ class Migration:
     version: str
     name: str
     sql: str
+
+    @property
+    def vacuum_after(self) -> list[str]:
+        return [t.strip() for line in _VACUUM_AFTER.findall(self.sql) for t in line.split(",") if t.strip()]
 
 
 def available_migrations() -> list[Migration]:
@@ -49,5 +62,11 @@ def migrate(database_url: str) -> list[str]:
                     "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                     (migration.version, migration.name),
                 )
-                applied_now.append(migration.version)
-    return applied_now
+                applied_now.append(migration)
+        tables = list(dict.fromkeys(t for m in applied_now for t in m.vacuum_after))
+        if tables:
+            conn.autocommit = True
+            conn.execute(
+                sql.SQL("VACUUM (ANALYZE) {}").format(sql.SQL(", ").join(map(sql.Identifier, tables)))
+            )
+    return [m.version for m in applied_now]

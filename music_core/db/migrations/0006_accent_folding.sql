@@ -42,5 +42,6 @@ ALTER TABLE music_files
                    || E'\n' || coalesce(album, ''))
     ) STORED;
 
--- Search weighs words by the statistics of these columns.
-ANALYZE music_files, transcriptions, lyrics;
+-- The three tables were rewritten: the migration runner vacuums them (visibility map, hint bits)
+-- and gathers the statistics search weighs words by.
+-- vacuum after: music_files, transcriptions, lyrics
