@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -157,6 +158,33 @@ def _listeners(settings: Settings) -> list[tuple[str, int, str]]:
     ]
 
 
+# The name a python_module target gets: runs and the UI keep the same code location as before.
+CODE_LOCATION = "music_pipeline.definitions"
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def code_server_workspace(dagster_home: Path, port: int) -> Path:
+    """A workspace that points the daemon and the webserver at `up`'s own code server. Loading
+    workspace.yaml's python_module themselves, they each start a code server, and the daemon starts
+    a fresh one every 60 s (Dagster's RELOAD_WORKSPACE_INTERVAL): several CPU-seconds a minute of a
+    2-core machine, on an idle pipeline."""
+    path = dagster_home / "workspace.yaml"
+    path.write_text(
+        "# Written by `music-analyzer up` at each start.\n"
+        "load_from:\n"
+        "  - grpc_server:\n"
+        "      host: 127.0.0.1\n"
+        f"      port: {port}\n"
+        f"      location_name: {CODE_LOCATION}\n"
+    )
+    return path
+
+
 def run_until_stopped(settings: Settings, upload_demo: bool = True) -> int:
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
@@ -190,7 +218,18 @@ def run_until_stopped(settings: Settings, upload_demo: bool = True) -> int:
         }
         bindir = Path(sys.executable).parent
         logs = settings.data_path / "logs"
-        workspace = str(PROJECT_ROOT / "workspace.yaml")
+        code_port = free_loopback_port()
+        children.append(
+            _spawn(
+                "dagster-code-server",
+                [str(bindir / "dagster"), "code-server", "start", "-m", CODE_LOCATION,
+                 "-d", str(PROJECT_ROOT), "--location-name", CODE_LOCATION,
+                 "-h", "127.0.0.1", "-p", str(code_port)],
+                env, logs,
+            )
+        )  # fmt: skip
+        wait_until(lambda: port_is_open(code_port) or _any_dead(children), 180, "Dagster code server")
+        workspace = str(code_server_workspace(dagster_home, code_port))
         children.append(
             _spawn("dagster-daemon", [str(bindir / "dagster-daemon"), "run", "-w", workspace], env, logs)
         )
