@@ -16,6 +16,8 @@ from music_core.search import plan_terms, query_words, tsquery_any
 # (unstemmed) are gathered separately and their scores added. Snippets (ts_headline, about 0.3 ms a
 # row) are computed separately, for the rows shown only: from the transcript, or else the lyrics.
 # Both sides are folded (music_fold, migration 0006): "cafe" finds "café" and "Mötley" finds "Motley".
+# Snippets are cut from the folded text too: the passage the words matched in, highlighted, without
+# its accents (cut from the original text, a folded word matched nothing, and no passage was found).
 _LEXEMES_SQL = """
 SELECT array(SELECT lexeme FROM unnest(to_tsvector('english', music_fold(%(q)s)))),
        array(SELECT lexeme FROM unnest(to_tsvector('simple', music_fold(%(q)s))))
@@ -66,7 +68,7 @@ SELECT file_id, rank FROM top ORDER BY rank DESC, seq
 # The passage of the transcript (else the lyrics) where the distinctive words are sung.
 _SNIPPET_SQL = """
 SELECT r.file_id,
-       ts_headline('english', coalesce(b.body, ''), %(highlight)s::tsquery,
+       ts_headline('english', music_fold(coalesce(b.body, '')), %(highlight)s::tsquery,
                    'MaxFragments=1, MaxWords=24, MinWords=6, StartSel=«, StopSel=»')
 FROM unnest(%(ids)s::char(64)[]) AS r(file_id)
 JOIN LATERAL (

@@ -52,11 +52,12 @@ class Child:
                 os.killpg(self.proc.pid, signal.SIGINT)  # Dagster shuts its code servers down on SIGINT
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+                pass  # a code server waits for its run workers: the group is ended below
             except ProcessLookupError:
                 pass
         end_process_group(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.wait(5)
 
 
 def _group_alive(pgid: int) -> bool:
@@ -89,7 +90,7 @@ def end_process_group(pgid: int, grace: float = 10.0) -> None:
             return
         try:
             os.killpg(pgid, sig)
-        except ProcessLookupError:
+        except OSError:  # gone, or the id now belongs to someone else's processes
             return
         deadline = time.monotonic() + wait
         while _group_alive(pgid) and time.monotonic() < deadline:
@@ -229,6 +230,9 @@ def run_until_stopped(settings: Settings, upload_demo: bool = True) -> int:
             )
         )  # fmt: skip
         wait_until(lambda: port_is_open(code_port) or _any_dead(children), 180, "Dagster code server")
+        if _any_dead(children):  # e.g. its port was taken meanwhile: say so before starting the rest
+            print(f"the Dagster code server exited; see {children[-1].log}", file=sys.stderr)
+            return 1
         workspace = str(code_server_workspace(dagster_home, code_port))
         children.append(
             _spawn("dagster-daemon", [str(bindir / "dagster-daemon"), "run", "-w", workspace], env, logs)

@@ -118,6 +118,11 @@ def test_accents_are_ignored_on_either_side(client: TestClient, q: str) -> None:
     assert [r["track_id"] for r in _fulltext(client, q)] == [ACCENTED]
 
 
+def test_a_match_on_a_folded_word_shows_its_passage_highlighted(client: TestClient) -> None:
+    [hit] = _fulltext(client, "sao paulo")
+    assert "«sao» «paulo»" in hit["snippet"].lower()
+
+
 @pytest.mark.parametrize("q", ["crue", "MÖTLEY CRÜE", "Ærø", "aero"])
 def test_the_library_filter_ignores_accents_too(client: TestClient, q: str) -> None:
     response = client.get("/tracks", params={"q": q}, headers=AUTH)
