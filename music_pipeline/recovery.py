@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
+from music_core.procfs import started_at
+
 INTERRUPTED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 STOPPED_MESSAGE = (
     "Stopped: none of its processes is alive any more (Ctrl-C, a crash, or the OOM killer); the "
@@ -37,18 +39,6 @@ def run_pids(instance: dg.DagsterInstance, run_id: str) -> dict[int, float]:
     return pids
 
 
-def _started_at(pid: int) -> float | None:
-    """When a process started (seconds since the epoch), from /proc; None where that is unreadable."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        with open("/proc/stat", "rb") as fh:
-            boot = next(float(line.split()[1]) for line in fh if line.startswith(b"btime"))
-    except (OSError, StopIteration, IndexError, ValueError):
-        return None
-    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: start time in ticks
-
-
 def pid_alive(pid: int, recorded_at: float) -> bool:
     """Whether the process that recorded ``pid`` at ``recorded_at`` still runs (not another process
     that got the same id later)."""
@@ -58,7 +48,7 @@ def pid_alive(pid: int, recorded_at: float) -> bool:
         return False
     except PermissionError:
         pass  # alive, someone else's
-    started = _started_at(pid)
+    started = started_at(pid)
     return started is None or started <= recorded_at + _START_SLACK_SECONDS
 
 

@@ -24,6 +24,7 @@ from music_core.embedded import (
     wait_until,
     with_generated_secrets,
 )
+from music_core.procfs import group_has_running
 from music_core.settings import Settings
 from music_core.uploads import LocalFile, expand_paths, upload_to_inbox
 from music_pipeline.cli import store_for
@@ -61,24 +62,13 @@ class Child:
 
 
 def _group_alive(pgid: int) -> bool:
-    """Whether a process of the group still runs (exited ones that nobody reaped yet do not count)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    for entry in proc.iterdir():
-        try:
-            fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # not a process, or gone meanwhile
-        if int(fields[2]) == pgid and fields[0] != b"Z":  # after the name: state, ppid, pgrp
-            return True
-    return False
+    return group_has_running(pgid)  # not only zombies nobody reaped yet
 
 
 def end_process_group(pgid: int, grace: float = 10.0) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from music_core.procfs import stat_fields
 from music_pipeline.supervisor import end_process_group
 from tests.conftest import OFFLINE_PROVIDERS, free_port, free_port_block
 from tests.lifecycle import processes_using
@@ -138,8 +139,5 @@ def test_stopping_a_child_ends_what_it_left_in_its_process_group() -> None:
 
 
 def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != b"Z"
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] != b"Z"

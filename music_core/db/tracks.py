@@ -209,15 +209,17 @@ def unfinished_tracks(
     failed or skipped): never started, or left running or unstarted by a run that stopped."""
     rows = conn.execute(
         """
-        SELECT f.id, f.seq,
-               coalesce(array_agg(s.stage) FILTER (WHERE s.status IN ('done', 'failed', 'skipped')), '{}')
-        FROM music_files f LEFT JOIN track_stages s ON s.file_id = f.id
-        WHERE f.uploaded_at < now() - make_interval(secs => %(idle)s)
-        GROUP BY f.id, f.seq
-        HAVING NOT %(stages)s::text[] <@ coalesce(
-                   array_agg(s.stage) FILTER (WHERE s.status IN ('done', 'failed', 'skipped')), '{}')
-           AND coalesce(max(s.updated_at), '-infinity') < now() - make_interval(secs => %(idle)s)
-        ORDER BY f.seq LIMIT %(limit)s
+        SELECT id, seq, finished FROM (
+            SELECT f.id, f.seq, max(s.updated_at) AS touched,
+                   coalesce(array_agg(s.stage) FILTER (WHERE s.status IN ('done', 'failed', 'skipped')),
+                            '{}') AS finished
+            FROM music_files f LEFT JOIN track_stages s ON s.file_id = f.id
+            WHERE f.uploaded_at < now() - make_interval(secs => %(idle)s)
+            GROUP BY f.id, f.seq
+        ) t
+        WHERE NOT %(stages)s::text[] <@ finished
+          AND coalesce(touched, '-infinity') < now() - make_interval(secs => %(idle)s)
+        ORDER BY seq LIMIT %(limit)s
         """,
         {"stages": list(stages), "idle": idle_seconds, "limit": limit},
     ).fetchall()
