@@ -5,7 +5,8 @@ The audio is generated WAV (pink noise, 44.1 kHz 16-bit stereo) registered as re
 streamed to disk, then opened with tarfile / zipfile and every audio member's sha256 compared with its
 track id (the content hash), so a fast wrong archive cannot pass. The API server's peak RSS is its VmHWM
 from /proc, reset (clear_refs) just before each export; the baseline RSS before the export is reported
-too. Prints one JSON object; target: peak RSS < 150 MB.
+too. With ``--search-service`` (as `up` runs it) the encoder and index live in the search service,
+whose RSS is reported apart. Prints one JSON object; target: the API's peak RSS < 150 MB.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from serving import (
     reset_peak_rss,
     services,
     start_api,
+    start_search_service,
     stop_api,
     wait_healthy,
 )
@@ -128,8 +130,13 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--mb-per-file", type=float, default=50.0, help="10^6 bytes of WAV per file")
     parser.add_argument("--formats", default="tar.gz,zip")
-    parser.add_argument("--warm-up", action="store_true",
-                        help="serve music_api.main:create_app exactly as `up` does (preloads the embedding model)")  # fmt: skip
+    parser.add_argument(
+        "--warm-up",
+        action="store_true",
+        help="serve music_api.main:create_app with its own warmed-up encoder and index",
+    )
+    parser.add_argument("--search-service", action="store_true",
+                        help="as `up` does: the encoder and index in the search service, the API using it")  # fmt: skip
     args = parser.parse_args()
     formats = [f for f in args.formats.split(",") if f]
     if set(formats) - {"tar.gz", "zip"}:
@@ -140,7 +147,9 @@ def main() -> int:
     report: dict[str, Any] = {"benchmark": "export", "loadavg_start": [round(x, 2) for x in os.getloadavg()],
                               "cores": os.cpu_count(), "files": args.files, "warm_up": args.warm_up,
                               "target_peak_rss_mb": TARGET_MB,
-                              "server": "music_api.main:create_app, embedding model preloaded (as `up`)" if args.warm_up
+                              "search_service": args.search_service,
+                              "server": "music_api.main:create_app over the search service (as `up`)" if args.search_service
+                              else "music_api.main:create_app, its own encoder preloaded" if args.warm_up
                               else "create_app(warm_up=False): the embedding model is not loaded"}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         work = Path(tmp)
@@ -159,10 +168,19 @@ def main() -> int:
             ids = [register_local_file(store, ep.database_url, p, p.name).track_id for p in paths]
             report["register_s"] = round(time.perf_counter() - t, 1)
             api_key = secrets.token_urlsafe(32)
-            api, api_url = start_api(api_env(settings, ep, api_key), work / "api.log", warm_up=args.warm_up)
+            env = api_env(settings, ep, api_key)
+            search = (
+                start_search_service(env, work / "run" / "search.sock", work / "search.log")
+                if args.search_service
+                else None
+            )
+            warm = args.warm_up or args.search_service
+            api, api_url = start_api(env, work / "api.log", warm_up=warm)
             try:
                 wait_healthy(api_url, api)
-                time.sleep(20 if args.warm_up else 1)  # let the start-up (and any model preload) settle
+                time.sleep(20 if warm else 1)  # let the start-up (and any model preload) settle
+                if search is not None:
+                    report["search_service_rss_mb"] = round(proc_status(search.pid)["VmRSS"] / 1024, 1)
                 report["api_rss_idle_mb"] = round(proc_status(api.pid)["VmRSS"] / 1024, 1)
                 report["api_peak_rss_before_exports_mb"] = round(proc_status(api.pid)["VmHWM"] / 1024, 1)
                 exports: dict[str, Any] = {}
@@ -181,6 +199,8 @@ def main() -> int:
                     )
             finally:
                 stop_api(api)
+                if search is not None:
+                    stop_api(search)
         t = time.perf_counter()
         local = work / "local.tar.gz"
         subprocess.run(["tar", "czf", str(local), "-C", str(audio_dir), "."], check=True)

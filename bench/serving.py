@@ -107,6 +107,32 @@ def start_api(
     return proc, f"http://127.0.0.1:{port}"
 
 
+def start_search_service(env: dict[str, str], socket: Path, log: Path) -> subprocess.Popen:
+    """``python -m music_api.search_service`` as `up` runs it; returns once its model and index are
+    loaded. Sets MUSIC_SEARCH_SOCKET in ``env`` for the API started after it."""
+    import httpx
+
+    with log.open("ab") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "music_api.search_service", "--socket", str(socket)],
+            env=env, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    env["MUSIC_SEARCH_SOCKET"] = str(socket)
+    deadline = time.monotonic() + 300
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket)), base_url="http://search") as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the search service exited with {proc.returncode}; see {log}")
+            try:
+                if client.get("/health").json()["model_loaded"]:
+                    return proc
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+    stop_api(proc)
+    raise TimeoutError("the search service did not load its model")
+
+
 def stop_api(proc: subprocess.Popen) -> None:
     import signal
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,23 +14,24 @@ from psycopg_pool import ConnectionPool
 from music_api import observability
 from music_api.auth import CredentialStore, require_admin
 from music_api.cache import ResponseCache
+from music_api.deps import object_store
 from music_api.ratelimit import RateLimiter
 from music_api.routes import config, docs, export, health, search, storage, stream, tracks, uploads, web
-from music_api.semantic import SemanticIndex
+from music_api.search_client import RemoteSemanticIndex
 from music_api.signed_urls import UrlSigner, signing_key
 from music_api.term_stats import SearchStatisticsCache
 from music_core.settings import Settings
 from music_core.storage import ObjectStore
 
 
-def _quietly(fn):  # noqa: ANN001, ANN202
-    def run() -> None:
-        try:
-            fn()
-        except Exception:  # noqa: BLE001 - a failed warm-up only means a slower first query
-            logging.getLogger(__name__).exception("warm-up failed")
+def semantic_engine(settings: Settings, store: ObjectStore):  # noqa: ANN201 - SemanticIndex or remote
+    """The search service's client when one is configured, else this worker's own encoder and index
+    (imported only then: numpy, FAISS and ONNX Runtime stay out of workers that use the service)."""
+    if settings.search_socket is not None:
+        return RemoteSemanticIndex(settings.search_socket.expanduser())
+    from music_api.semantic import SemanticIndex
 
-    return run
+    return SemanticIndex(store, settings.embedding_model, encoder_cache=settings.query_encoder_cache)
 
 
 def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> FastAPI:
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
             settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
         )
         if warm_up:  # the first semantic query should not pay for loading torch and the model
-            threading.Thread(target=_quietly(app.state.semantic.warm_up), daemon=True, name="warm-up").start()
+            threading.Thread(target=app.state.semantic.warm_up_quietly, daemon=True, name="warm-up").start()
         try:
             yield
         finally:
@@ -69,6 +69,8 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
             app.state.redis.close()
             await app.state.rate_limiter.aclose()
             app.state.cache.close()
+            if isinstance(app.state.semantic, RemoteSemanticIndex):
+                app.state.semantic.close()
 
     app = FastAPI(
         title="Music Analyzer API", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
@@ -78,17 +80,8 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
     app.state.url_signer = UrlSigner(signing_key(settings))
     app.state.cache = ResponseCache(settings.redis_url)  # type: ignore[arg-type]
     app.state.rate_limiter = RateLimiter(settings.redis_url, settings.rate_limit_per_minute)  # type: ignore[arg-type]
-    app.state.store = ObjectStore(
-        settings.s3_endpoint,  # type: ignore[arg-type]
-        settings.s3_access_key or "",
-        settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else "",
-        bucket=settings.bucket,
-        secure=settings.s3_secure,
-        region=settings.s3_region,
-    )
-    app.state.semantic = SemanticIndex(
-        app.state.store, settings.embedding_model, encoder_cache=settings.query_encoder_cache
-    )
+    app.state.store = object_store(settings)
+    app.state.semantic = semantic_engine(settings, app.state.store)
     app.state.search_stats = SearchStatisticsCache()
     observability.install(app)
     if settings.cors_origins:

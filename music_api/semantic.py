@@ -7,12 +7,10 @@ import gc
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from music_api.search_client import Lookup
 from music_core import vector_index
 from music_core.embed.batching import MicroBatcher
 from music_core.embed.embedder import describe_model
@@ -31,10 +29,12 @@ class SemanticIndex:
         check_seconds: float = 30.0,
         *,
         encoder_cache: Path | None = None,
+        threads: int = 1,
     ) -> None:
         self.store = store
         self.model = model
         self.encoder_cache = encoder_cache
+        self.threads = threads
         self.model_id = describe_model(model)
         self.check_seconds = check_seconds
         self._lock = threading.Lock()
@@ -50,7 +50,7 @@ class SemanticIndex:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = load_query_embedder(self.model, self.encoder_cache, threads=1)
+                self._embedder = load_query_embedder(self.model, self.encoder_cache, threads=self.threads)
                 # A loaded model adds long-lived objects (torch's fallback ~500k); every full garbage
                 # collection walked them all and stopped the worker for ~300 ms (the API's p99 under
                 # load). Frozen objects are left out of collections (they live as long as the process).
@@ -58,10 +58,20 @@ class SemanticIndex:
                 release_free_heap()  # what loading allocated and dropped (~24 MB for the ONNX encoder)
             return self._embedder
 
+    @property
+    def loaded(self) -> bool:
+        return self._embedder is not None
+
     def warm_up(self) -> None:
         """Load the model and index ahead of the first query (run in a background thread)."""
         self.embedder().embed(["warm up"])
         self.index()
+
+    def warm_up_quietly(self) -> None:
+        try:
+            self.warm_up()
+        except Exception:  # noqa: BLE001 - a failed warm-up only means a slower first query
+            log.exception("warm-up failed")
 
     def index(self) -> Any:
         now = time.monotonic()
@@ -104,9 +114,3 @@ class SemanticIndex:
             )
             for row, (vector, (_, wanted)) in enumerate(zip(vectors, queries, strict=True))
         ]
-
-
-@dataclass(frozen=True)
-class Lookup:
-    vector: np.ndarray
-    hits: list[tuple[int, float]] | None

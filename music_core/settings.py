@@ -99,6 +99,11 @@ class Settings(BaseSettings):
         description="How the API embeds queries: onnx = the model exported once to ONNX Runtime (same "
         "vectors, about 3x less CPU, no torch in the API) | torch = sentence-transformers.",
     )
+    search_socket: Path | None = Field(
+        None,
+        description="Unix socket of the search service (`music-analyzer search-service`): every API worker "
+        "then shares its one query encoder and FAISS index; empty = each API worker loads its own.",
+    )
     model_cache_dir: Path | None = Field(
         None,
         description="Where derived model files (the ONNX query encoder) are cached; empty = <data_dir>/models.",

@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg import Connection
 
-from music_core import vector_index
+from music_core import index_manifest
 from music_core.storage import ObjectStore
 
 PREFIXES = ("inbox/", "originals/", "converted/", "sidecars/", "indexes/")
@@ -34,7 +34,7 @@ def storage_stats(conn: Connection, store: ObjectStore, model_id: str, data_dir:
             "SELECT relname, pg_total_relation_size(relid) FROM pg_catalog.pg_statio_user_tables ORDER BY 2 DESC"
         ).fetchall()
     )
-    manifest = vector_index.load_manifest(store, model_id)
+    manifest = index_manifest.load_manifest(store, model_id)
     disk = shutil.disk_usage(data_dir) if data_dir.exists() else None
     return {
         "bucket": bucket,

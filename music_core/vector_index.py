@@ -12,46 +12,23 @@ flat index whenever a version is written.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 
+from music_core.index_manifest import IndexManifest, load_manifest, manifest_key, model_slug
 from music_core.storage import ObjectStore
+
+__all__ = ["IndexManifest", "load_manifest", "manifest_key", "model_slug"]  # re-exported
 
 KEEP_VERSIONS = 3
 ANN_MIN_VECTORS = 20_000  # below this an exact scan costs under ~1.5 ms per query: no graph
 HNSW_NEIGHBOURS = 32
 HNSW_BUILD_DEPTH = 80  # efConstruction
 HNSW_SEARCH_DEPTH = 128  # efSearch (faiss searches at least k deep)
-
-
-@dataclass(frozen=True)
-class IndexManifest:
-    model_id: str
-    dim: int
-    version: int
-    count: int
-    key: str
-    created_at: str
-    search_key: str | None = None  # the HNSW search graph of this version, when it has one
-
-
-def model_slug(model_id: str) -> str:
-    return hashlib.sha256(model_id.encode()).hexdigest()[:16]
-
-
-def manifest_key(model_id: str) -> str:
-    return f"indexes/{model_slug(model_id)}/latest.json"
-
-
-def load_manifest(store: ObjectStore, model_id: str) -> IndexManifest | None:
-    if store.stat(manifest_key(model_id)) is None:
-        return None
-    return IndexManifest(**json.loads(b"".join(store.iter_chunks(manifest_key(model_id)))))
 
 
 def load_index(store: ObjectStore, manifest: IndexManifest):  # noqa: ANN201 - faiss.Index

@@ -235,6 +235,13 @@ def run_until_stopped(settings: Settings, upload_demo: bool = True) -> int:
                 env, logs,
             )
         )  # fmt: skip
+        # One search service holds the query encoder and the vector index for every API worker.
+        socket = settings.data_path / "run" / "search.sock"
+        env["MUSIC_SEARCH_SOCKET"] = str(socket)
+        children.append(
+            _spawn("search-service", [sys.executable, "-m", "music_api.search_service", "--socket", str(socket)],
+                   env, logs)
+        )  # fmt: skip
         children.append(
             _spawn(
                 "api",

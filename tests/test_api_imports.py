@@ -26,3 +26,22 @@ def test_the_api_loads_no_pipeline_code_and_no_decoder() -> None:
         cwd=Path(__file__).parents[1],
     )
     assert json.loads(run.stdout.strip().splitlines()[-1]) == []
+
+
+def test_with_the_search_service_a_worker_loads_no_encoder_index_or_numpy() -> None:
+    """A worker that uses the search service builds its app without numpy, FAISS, ONNX Runtime or the
+    tokenizers (about 50 MB of each worker, before the model and the index)."""
+    encoder = ("numpy", "faiss", "onnxruntime", "tokenizers", "music_api.semantic")
+    code = (
+        "import json, sys\n"
+        "from music_api.main import create_app\n"
+        "from music_core.settings import Settings\n"
+        "create_app(Settings(_env_file=None, database_url='postgresql://x@127.0.0.1:1/x',"
+        " s3_endpoint='127.0.0.1:1', redis_url='redis://127.0.0.1:1/0', api_token='t' * 32,"
+        " search_socket='/nonexistent/search.sock'))\n"
+        f"print(json.dumps([m for m in {encoder!r} if m in sys.modules]))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1]
+    )
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == []

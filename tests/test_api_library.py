@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import stat
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -460,3 +467,118 @@ def test_transcriptions_csv(client: TestClient, library: dict[str, str]) -> None
     assert client.post("/export/transcriptions.csv", json={"ids": ["x"]}, headers=AUTH).status_code == 422
     unknown = client.post("/export/transcriptions.csv", json={"ids": [library_missing()]}, headers=AUTH)
     assert unknown.status_code == 404 and unknown.json()["detail"] == "none of these tracks exist"
+
+
+# --- the search service ------------------------------------------------------------------------
+
+
+def start_search_service(services: ServiceEndpoints, bucket: str, socket: Path) -> subprocess.Popen:
+    """``python -m music_api.search_service`` as `up` runs it; returns once it answers /health."""
+    env = {**os.environ, "MUSIC_S3_ENDPOINT": services.s3_endpoint, "MUSIC_S3_ACCESS_KEY": services.s3_access_key,
+           "MUSIC_S3_SECRET_KEY": services.s3_secret_key, "MUSIC_BUCKET": bucket}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "music_api.search_service", "--socket", str(socket)],
+        env=env, cwd=Path(__file__).parents[1], start_new_session=True,
+    )  # fmt: skip
+    client = httpx.Client(transport=httpx.HTTPTransport(uds=str(socket)), base_url="http://search")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the search service exited"
+        try:
+            if client.get("/health").status_code == 200:
+                client.close()
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise TimeoutError("the search service did not answer")
+
+
+def stop_search_service(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(20)
+
+
+@pytest.fixture(scope="module")
+def search_socket(
+    services: ServiceEndpoints, library: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+):
+    socket = tmp_path_factory.mktemp("search") / "run" / "search.sock"
+    proc = start_search_service(services, library["bucket"], socket)
+    yield socket, proc
+    if proc.poll() is None:
+        stop_search_service(proc)
+
+
+QUERIES = ("ask what you can do for your country", "a man considering his financial means", "zebra umbrella")
+
+
+def test_the_search_service_answers_as_each_worker_would(
+    services: ServiceEndpoints, library: dict[str, str], search_socket: tuple[Path, subprocess.Popen]
+) -> None:
+    """Through the service, semantic and hybrid search give the same tracks and scores as a worker's own
+    encoder and index; the socket's directory is private; /health reports the service."""
+    socket, _ = search_socket
+    assert stat.S_IMODE(socket.parent.stat().st_mode) == 0o700
+    local_settings = api_settings(services, library["bucket"])
+    remote_settings = api_settings(services, library["bucket"], search_socket=socket)
+    answers = {}
+    for name, settings in (("local", local_settings), ("remote", remote_settings)):
+        flush_cache(services)
+        with TestClient(create_app(settings, warm_up=False)) as c:
+            answers[name] = [
+                [(h["track_id"], h["score"]) for h in c.get("/search", params={"q": q, "mode": mode},
+                                                          headers=AUTH).json()["results"]]
+                for q in QUERIES for mode in ("semantic", "hybrid")
+            ]  # fmt: skip
+            if name == "remote":
+                health = c.get("/health").json()
+                assert health["checks"]["search_service"] == {"ok": True, "detail": None}
+                assert type(c.app.state.semantic).__name__ == "RemoteSemanticIndex"  # type: ignore[attr-defined]
+    assert answers["remote"][0][0][0] in {library[k] for k in JFK}
+    for local, remote in zip(answers["local"], answers["remote"], strict=True):
+        assert [t for t, _ in remote] == [t for t, _ in local]
+        assert [s for _, s in remote] == pytest.approx([s for _, s in local], abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"text": "", "k": 5}, {"text": "x" * 2001, "k": 5}, {"text": "a", "k": 0}, {"text": "a", "k": 10**6},
+     {"text": "a"}, {"k": 5}, [1, 2], "not json"],
+)  # fmt: skip
+def test_the_search_service_rejects_malformed_lookups(
+    search_socket: tuple[Path, subprocess.Popen], body: object
+) -> None:
+    socket, _ = search_socket
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket)), base_url="http://search") as client:
+        if isinstance(body, str):
+            response = client.post("/lookup", content=body, headers={"content-type": "application/json"})
+        else:
+            response = client.post("/lookup", json=body)
+    assert response.status_code == 422, response.text
+
+
+def test_without_the_search_service_semantic_search_says_503_and_recovers(
+    services: ServiceEndpoints, library: dict[str, str], search_socket: tuple[Path, subprocess.Popen]
+) -> None:
+    """The service stopped: semantic and hybrid answer 503 with Retry-After (not a 500, and nothing is
+    cached), full text still answers, /health says degraded. Started again, the same worker recovers."""
+    socket, proc = search_socket
+    stop_search_service(proc)
+    flush_cache(services)
+    with TestClient(
+        create_app(api_settings(services, library["bucket"], search_socket=socket), warm_up=False)
+    ) as c:
+        for mode in ("semantic", "hybrid"):
+            down = c.get("/search", params={"q": QUERIES[0], "mode": mode}, headers=AUTH)
+            assert down.status_code == 503 and down.headers["retry-after"] == "10", down.text
+            assert "mode=fulltext" in down.json()["detail"]
+        assert c.get("/search", params={"q": QUERIES[0], "mode": "fulltext"}, headers=AUTH).status_code == 200
+        health = c.get("/health").json()
+        assert health["status"] == "degraded" and health["checks"]["search_service"]["ok"] is False
+        restarted = start_search_service(services, library["bucket"], socket)
+        try:
+            up = c.get("/search", params={"q": QUERIES[0], "mode": "semantic"}, headers=AUTH)
+            assert up.status_code == 200 and up.json()["results"][0]["track_id"] in {library[k] for k in JFK}
+        finally:
+            stop_search_service(restarted)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from music_api.schemas import Health, HealthCheck
+from music_api.search_client import RemoteSemanticIndex
 
 router = APIRouter(tags=["health"])
 
@@ -28,6 +29,8 @@ def health(request: Request, response: Response) -> Health:
         "object_store": _check(lambda: state.store.client.bucket_exists(state.store.bucket)),
         "cache": _check(lambda: state.redis.ping()),
     }
+    if isinstance(state.semantic, RemoteSemanticIndex):
+        checks["search_service"] = _check(state.semantic.health)
     if not checks["database"].ok:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         overall = "down"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import time
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
@@ -17,8 +18,10 @@ from music_api.auth import require_reader
 from music_api.deps import Conn
 from music_api.routes.stream import content_disposition
 from music_api.schemas import SearchHit, SearchResponse
+from music_api.search_client import SemanticUnavailable
 from music_core.search import query_words, reciprocal_rank_fusion
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["search"], dependencies=[Depends(require_reader)])
 
 
@@ -47,7 +50,7 @@ def semantic(request: Request, conn: Connection, query: str, limit: int) -> list
     vector, hits = found.vector, found.hits
     if hits is None:  # no FAISS index yet: ask pgvector directly
         literal = "[" + ",".join(f"{x:.7f}" for x in vector) + "]"
-        sql = _PGVECTOR_SQL.format(dim=int(vector.shape[0]))
+        sql = _PGVECTOR_SQL.format(dim=len(vector))
         hits = [
             (r[0], float(r[1])) for r in conn.execute(sql, (literal, engine.model_id, literal, limit * 5))
         ]  # noqa: S608 - dim is an int
@@ -114,7 +117,14 @@ def search(
         computed.append(_search(request, conn, q, mode, limit))
         return computed[-1]
 
-    answer = request.app.state.cache.json(request, compute)
+    try:
+        answer = request.app.state.cache.json(request, compute)
+    except SemanticUnavailable as exc:  # the search service is down: say so, and cache nothing
+        log.warning("%s", exc)
+        raise HTTPException(
+            503, "semantic search is unavailable for now; full-text search (mode=fulltext) still works",
+            headers={"Retry-After": "10"},
+        ) from None  # fmt: skip
     with conn.pipeline():  # both statements in one round trip
         conn.execute("SET LOCAL synchronous_commit = off")
         conn.execute(

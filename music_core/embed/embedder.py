@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def default_model() -> tuple[str, str]:
@@ -35,6 +37,8 @@ class SentenceEmbedder:
         self.model_id = f"{name}@{_version(path)}"
 
     def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        import numpy as np  # not at module level: the API reads describe_model without numpy
+
         """Unit-length float32 vectors, one row per text (cosine similarity = inner product)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
