@@ -29,7 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from common import REPO, process_cpu_seconds
-from serving import RATE_LIMIT, api_env, free_port, free_port_block, start_api, stop_api, wait_healthy
+from serving import (
+    RATE_LIMIT,
+    api_env,
+    free_port,
+    free_port_block,
+    start_api,
+    start_search_service,
+    stop_api,
+    wait_healthy,
+)
 
 KINDS = ("semantic", "hybrid", "detail", "list")
 CACHED_KINDS = ("semantic", "hybrid", "detail")  # list answers are not cached by the API
@@ -481,14 +490,13 @@ def run_phase(
         spy.wait(60)
     summary = summarise(result["samples"], result["seconds"])
     summary["cpu_seconds"] = {
-        "api": round(tree_cpu_seconds(watch["api"]) - cpu0["api"], 1),
-        "postgres": round(tree_cpu_seconds(watch["postgres"]) - cpu0["postgres"], 1),
+        **{name: round(tree_cpu_seconds(pid) - cpu0[name], 1) for name, pid in watch.items()},
         "loadgen": result["loadgen_cpu_s"],
         "machine_busy_fraction": round((busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), 3),
     }
     n = max(1, summary["requests"])
     summary["cpu_ms_per_request"] = {
-        k: round(summary["cpu_seconds"][k] * 1000 / n, 2) for k in ("api", "postgres", "loadgen")
+        k: round(summary["cpu_seconds"][k] * 1000 / n, 2) for k in (*watch, "loadgen")
     }
     return summary
 
@@ -527,6 +535,8 @@ def main() -> int:
     parser.add_argument("--mix", default=",".join(f"{k}={v}" for k, v in MIX.items()),
                         help="request kinds and weights, e.g. semantic=1 for semantic search alone")  # fmt: skip
     parser.add_argument("--data-dir", type=Path, help="keep (and reuse) the services' data here")
+    parser.add_argument("--search-service", action="store_true",
+                        help="as `up` runs it: the API workers share the search service's encoder and index")  # fmt: skip
     parser.add_argument("--profile", type=Path, help="py-spy the API during each phase into this folder")
     args = parser.parse_args()
     mix = {k: float(v) for k, v in (part.split("=", 1) for part in args.mix.split(","))}
@@ -584,15 +594,22 @@ def main() -> int:
                 "rate_limit_per_minute": RATE_LIMIT,
                 "rate_limit_note": "MUSIC_RATE_LIMIT_PER_MINUTE set to 10^9 for the bench: the limiter still runs "
                 "(two Redis round trips per request) but cannot reject",
-                "cores": os.cpu_count(), "runs": [],
+                "cores": os.cpu_count(), "search_service": args.search_service, "runs": [],
             })  # fmt: skip
             cache = redis.Redis.from_url(ep.redis_url)
             for workers in [int(w) for w in args.workers.split(",")]:
                 cache.flushdb()  # no cached answers or counters from the previous run
+                search = (
+                    start_search_service(env, work / "run" / "search.sock", work / f"search-{workers}.log")
+                    if args.search_service
+                    else None
+                )
                 proc, base_url = start_api(env, work / f"api-{workers}.log", workers=workers, warm_up=True)
                 try:
                     wait_ready(base_url, api_key, workers, proc)
                     watch = {"api": proc.pid, "postgres": _postmaster_pid(settings.data_path / "pg")}
+                    if search is not None:
+                        watch["search_service"] = search.pid
                     common = {"base_url": base_url, "api_key": api_key, "clients": args.clients,
                               "duration": args.duration, "think_ms": args.think_ms, "mix": mix, "track_ids": track_ids,
                               "fixed": fixed, "seed": workers}  # fmt: skip
@@ -601,6 +618,8 @@ def main() -> int:
                     cached = run_phase({**common, "phase": "cached"}, work, watch, args.profile)
                 finally:
                     stop_api(proc)
+                    if search is not None:
+                        stop_api(search)
                 report["runs"].append({"workers": workers, "cold": cold, "cached": cached,
                                        "targets": targets(cold, cached)})  # fmt: skip
             cache.close()

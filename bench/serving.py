@@ -110,7 +110,7 @@ def start_api(
 def start_search_service(env: dict[str, str], socket: Path, log: Path) -> subprocess.Popen:
     """``python -m music_api.search_service`` as `up` runs it; returns once its model and index are
     loaded. Sets MUSIC_SEARCH_SOCKET in ``env`` for the API started after it."""
-    import httpx
+    from music_api.search_client import RemoteSemanticIndex, SemanticUnavailable
 
     with log.open("ab") as fh:
         proc = subprocess.Popen(
@@ -118,17 +118,20 @@ def start_search_service(env: dict[str, str], socket: Path, log: Path) -> subpro
             env=env, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     env["MUSIC_SEARCH_SOCKET"] = str(socket)
+    client = RemoteSemanticIndex(socket)
     deadline = time.monotonic() + 300
-    with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket)), base_url="http://search") as client:
+    try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"the search service exited with {proc.returncode}; see {log}")
             try:
-                if client.get("/health").json()["model_loaded"]:
+                if client.health()["model_loaded"]:
                     return proc
-            except httpx.HTTPError:
+            except SemanticUnavailable:
                 pass
             time.sleep(0.3)
+    finally:
+        client.close()
     stop_api(proc)
     raise TimeoutError("the search service did not load its model")
 

@@ -16,17 +16,6 @@ from music_core.settings import Settings
 from music_core.storage import ObjectStore
 
 
-def object_store(settings: Settings) -> ObjectStore:
-    return ObjectStore(
-        settings.s3_endpoint,  # type: ignore[arg-type]
-        settings.s3_access_key or "",
-        settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else "",
-        bucket=settings.bucket,
-        secure=settings.s3_secure,
-        region=settings.s3_region,
-    )
-
-
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 

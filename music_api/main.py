@@ -14,14 +14,13 @@ from psycopg_pool import ConnectionPool
 from music_api import observability
 from music_api.auth import CredentialStore, require_admin
 from music_api.cache import ResponseCache
-from music_api.deps import object_store
 from music_api.ratelimit import RateLimiter
 from music_api.routes import config, docs, export, health, search, storage, stream, tracks, uploads, web
 from music_api.search_client import RemoteSemanticIndex
 from music_api.signed_urls import UrlSigner, signing_key
 from music_api.term_stats import SearchStatisticsCache
 from music_core.settings import Settings
-from music_core.storage import ObjectStore
+from music_core.storage import ObjectStore, object_store
 
 
 def semantic_engine(settings: Settings, store: ObjectStore):  # noqa: ANN201 - SemanticIndex or remote

@@ -3,15 +3,14 @@ in-process ``SemanticIndex``, over the service's Unix socket. Imports neither nu
 
 from __future__ import annotations
 
-import base64
 import logging
-import sys
-from array import array
+import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+from music_api.search_protocol import MAX_ANSWER_BYTES, ProtocolError, recv_frame, send_frame, unpack_lookup
 
 log = logging.getLogger(__name__)
 
@@ -27,42 +26,27 @@ class Lookup:
 
 
 class RemoteSemanticIndex:
-    def __init__(self, socket: Path, *, timeout: float = 60.0) -> None:
-        # The read timeout covers the service's first start, which may export the encoder (~1 min).
-        self.socket = socket
-        self._client = httpx.Client(
-            transport=httpx.HTTPTransport(uds=str(socket)),
-            base_url="http://search-service",
-            timeout=httpx.Timeout(timeout, connect=2.0),
-        )
+    """Thread-safe: each call takes an idle connection (or opens one) and gives it back afterwards."""
+
+    def __init__(self, path: Path, *, timeout: float = 60.0) -> None:
+        # The timeout covers the service's first start, which may export the encoder (~1 min).
+        self.path = path
+        self.timeout = timeout
         self.model_id = ""  # learnt from the service's answers
         self.version: int | None = None
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response = self._client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise SemanticUnavailable(f"the search service at {self.socket} does not answer ({exc})") from exc
-        if response.status_code != 200:
-            raise SemanticUnavailable(
-                f"the search service answered {response.status_code}: {response.text[:200]}"
-            )
-        body = response.json()
-        self.model_id = body.get("model_id", self.model_id)
-        self.version = body.get("version", self.version)
-        return body
+        self._idle: list[socket.socket] = []
+        self._lock = threading.Lock()
 
     def lookup(self, text: str, k: int) -> Lookup:
-        body = self._call("POST", "/lookup", json={"text": text, "k": k})
-        vector = array("f")
-        vector.frombytes(base64.b64decode(body["vector"]))
-        if sys.byteorder == "big":  # the service sends little-endian floats
-            vector.byteswap()
-        hits = body["hits"]
-        return Lookup(vector, None if hits is None else [(int(i), float(s)) for i, s in hits])
+        header, payload = self._call({"op": "lookup", "text": text, "k": k})
+        try:
+            vector, hits = unpack_lookup(header, payload)
+        except ProtocolError as exc:
+            raise SemanticUnavailable(f"the search service sent a malformed answer: {exc}") from None
+        return Lookup(vector, hits)
 
     def health(self) -> dict[str, Any]:
-        return self._call("GET", "/health")
+        return self._call({"op": "health"})[0]
 
     def warm_up_quietly(self) -> None:
         """The service warms itself up; this only learns its model id (and says if it is not there)."""
@@ -72,4 +56,46 @@ class RemoteSemanticIndex:
             log.warning("%s", exc)
 
     def close(self) -> None:
-        self._client.close()
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def _call(self, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        for attempt in range(2):
+            conn, reused = self._connection()
+            try:
+                send_frame(conn, request)
+                frame = recv_frame(conn, MAX_ANSWER_BYTES)
+                if frame is None:
+                    raise ConnectionResetError("the search service closed the connection")
+            except (ConnectionError, ProtocolError) as exc:
+                conn.close()
+                if reused and attempt == 0:  # an idle connection to a service that restarted since
+                    continue
+                raise SemanticUnavailable(f"the search service at {self.path} failed: {exc}") from None
+            except OSError as exc:  # e.g. a timeout: the connection's state is unknown
+                conn.close()
+                raise SemanticUnavailable(f"the search service at {self.path} failed: {exc}") from None
+            with self._lock:
+                self._idle.append(conn)
+            header, payload = frame
+            if not header.get("ok"):
+                raise SemanticUnavailable(f"the search service could not answer: {header.get('error')}")
+            self.model_id = header.get("model_id", self.model_id)
+            self.version = header.get("version", self.version)
+            return header, payload
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _connection(self) -> tuple[socket.socket, bool]:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(self.timeout)
+        try:
+            conn.connect(str(self.path))
+        except OSError as exc:
+            conn.close()
+            raise SemanticUnavailable(f"the search service at {self.path} does not answer: {exc}") from None
+        return conn, False

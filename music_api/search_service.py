@@ -4,110 +4,161 @@ on the host, served over a Unix socket (``python -m music_api.search_service --s
 Without it, each uvicorn worker loads its own encoder (~60 MB) and its own copy of the index (about
 1.6 KB per vector: 1.6 GB per worker at a million transcript chunks, twice that while a new version
 loads). With it, an API worker carries neither, nor ONNX Runtime, FAISS or numpy, and concurrent queries
-from all workers share one embedding pass. The socket's directory is made private (0700): only the
-service's own user can query it."""
+from all workers share one embedding pass. The socket is private (0600 in a 0700 directory): only the
+service's own user can query it. The wire format is ``music_api.search_protocol``."""
 
 from __future__ import annotations
 
 import argparse
-import base64
+import logging
 import os
+import signal
+import socket
+import socketserver
+import stat
 import sys
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI
-from pydantic import BaseModel, Field
-
-from music_api.deps import object_store
+from music_api.search_protocol import MAX_REQUEST_BYTES, ProtocolError, pack_lookup, recv_frame, send_frame
 from music_api.semantic import SemanticIndex
 from music_core.settings import Settings
+from music_core.storage import object_store
 
+log = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 2000
 MAX_K = 10_000
 
 
-class LookupRequest(BaseModel):
-    text: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
-    k: int = Field(ge=1, le=MAX_K)
+def answer(engine: SemanticIndex, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """One request's answer frame; bad requests get ``{"ok": false, "error": ...}``, never an exception."""
+    op = request.get("op", "lookup")
+    if op == "health":
+        return {"ok": True, "model_id": engine.model_id, "model_loaded": engine.loaded,
+                "version": engine.version}, b""  # fmt: skip
+    if op != "lookup":
+        return {"ok": False, "error": f"unknown op {op!r}"}, b""
+    text, k = request.get("text"), request.get("k")
+    if not isinstance(text, str) or not 1 <= len(text) <= MAX_QUERY_CHARS:
+        return {"ok": False, "error": f"text must be a string of 1 to {MAX_QUERY_CHARS} characters"}, b""
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        return {"ok": False, "error": f"k must be an integer from 1 to {MAX_K}"}, b""
+    found = engine.lookup(text, k)
+    vector = found.vector.astype("<f4").tobytes()
+    header = {"ok": True, "model_id": engine.model_id, "version": engine.version, "dim": len(found.vector),
+              "hits": None if found.hits is None else len(found.hits)}  # fmt: skip
+    return header, pack_lookup(vector, found.hits)
 
 
-class LookupResponse(BaseModel):
-    model_id: str
-    version: int | None = Field(description="The FAISS index version searched; None: no index yet.")
-    vector: str = Field(description="The query's unit vector: float32 little-endian, base64.")
-    hits: list[tuple[int, float]] | None = Field(description="(embedding id, cosine); None without index.")
+class _Connection(socketserver.BaseRequestHandler):
+    """One API worker connection: frames in, frames out, until it closes. Each connection has its own
+    thread, so concurrent lookups queue in the engine's micro-batcher and share embedding passes."""
+
+    def handle(self) -> None:
+        engine: SemanticIndex = self.server.engine  # type: ignore[attr-defined]
+        while True:
+            try:
+                frame = recv_frame(self.request, MAX_REQUEST_BYTES)
+            except ProtocolError as exc:  # say why, then drop the connection: its framing is lost
+                self._send({"ok": False, "error": f"bad frame: {exc}"})
+                return
+            except OSError:
+                return
+            if frame is None:
+                return
+            try:
+                reply = answer(engine, frame[0])
+            except Exception as exc:  # noqa: BLE001 - the model or the index failed: tell the caller
+                log.exception("lookup failed")
+                reply = {"ok": False, "error": f"lookup failed: {type(exc).__name__}: {exc}"}, b""
+            if not self._send(*reply):
+                return
+
+    def _send(self, header: dict[str, Any], payload: bytes = b"") -> bool:
+        try:
+            send_frame(self.request, header, payload)
+        except OSError:
+            return False
+        return True
 
 
-class ServiceHealth(BaseModel):
-    model_id: str
-    model_loaded: bool
-    version: int | None
+class SearchServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, path: Path, engine: SemanticIndex) -> None:
+        prepare_socket(path)
+        super().__init__(str(path), _Connection)
+        os.chmod(path, 0o600)
+        self.engine = engine
+        self.path = path
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.path.unlink(missing_ok=True)
 
 
-def create_search_app(settings: Settings | None = None, *, threads: int = 1, warm_up: bool = True) -> FastAPI:
-    settings = settings or Settings()
+def prepare_socket(path: Path) -> None:
+    """A private directory for the socket, and no stale socket file in the way. A socket another
+    service still answers on is not taken over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise RuntimeError(f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()  # left by a service that stopped without cleaning up
+    else:
+        raise RuntimeError(f"another search service is listening on {path}")
+    finally:
+        probe.close()
+
+
+def build_engine(settings: Settings, threads: int = 1) -> SemanticIndex:
     if not settings.s3_endpoint:
         raise RuntimeError("the search service needs MUSIC_S3_ENDPOINT (music-analyzer up sets it)")
-    engine = SemanticIndex(
+    return SemanticIndex(
         object_store(settings),
         settings.embedding_model,
         encoder_cache=settings.query_encoder_cache,
         threads=threads,
     )
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if warm_up:  # the first query should not wait for the model and the index
-            threading.Thread(target=engine.warm_up_quietly, daemon=True, name="warm-up").start()
-        yield
-
-    app = FastAPI(title="Music Analyzer search service", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.engine = engine
-
-    @app.post("/lookup", response_model=LookupResponse)
-    def lookup(request: LookupRequest) -> LookupResponse:
-        # A plain def: FastAPI runs it in its thread pool, so concurrent lookups (from every API worker)
-        # queue in the engine's micro-batcher and share one embedding pass.
-        found = engine.lookup(request.text, request.k)
-        return LookupResponse(
-            model_id=engine.model_id,
-            version=engine.version,
-            vector=base64.b64encode(found.vector.astype("<f4").tobytes()).decode("ascii"),
-            hits=found.hits,
-        )
-
-    @app.get("/health", response_model=ServiceHealth)
-    def health() -> ServiceHealth:
-        return ServiceHealth(model_id=engine.model_id, model_loaded=engine.loaded, version=engine.version)
-
-    return app
-
-
-def prepare_socket_directory(socket: Path) -> None:
-    """The socket's directory exists and only its owner may enter it (uvicorn makes the socket 0666)."""
-    socket.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(socket.parent, 0o700)
-
 
 def main(argv: list[str] | None = None) -> int:
-    import uvicorn
-
-    parser = argparse.ArgumentParser(prog="music-analyzer search-service", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m music_api.search_service", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--socket", type=Path, help="Unix socket to listen on (default: MUSIC_SEARCH_SOCKET)")
     parser.add_argument("--threads", type=int, default=1, help="encoder threads per embedding pass")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     settings = Settings()
-    socket = args.socket or settings.search_socket
-    if socket is None:
+    path = args.socket or settings.search_socket
+    if path is None:
         print("no socket: pass --socket or set MUSIC_SEARCH_SOCKET", file=sys.stderr)
         return 2
-    socket = socket.expanduser().resolve()
-    prepare_socket_directory(socket)
-    app = create_search_app(settings, threads=max(1, args.threads))
-    uvicorn.run(app, uds=str(socket), log_level="warning", access_log=False)
+    try:
+        server = SearchServer(path.expanduser().resolve(), build_engine(settings, max(1, args.threads)))
+    except (RuntimeError, OSError) as exc:
+        print(f"search service: {exc}", file=sys.stderr)
+        return 1
+    engine = server.engine
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    threading.Thread(target=server.serve_forever, daemon=True, name="serve").start()
+    threading.Thread(target=engine.warm_up_quietly, daemon=True, name="warm-up").start()
+    while not stop.wait(1.0):
+        pass
+    server.shutdown()
+    server.server_close()
     return 0
 
 

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     # --- processes started by `music-analyzer up` ----------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="uvicorn worker processes; they share one search service (encoder, index).",
+    )
     dagster_host: str = "127.0.0.1"
     dagster_port: int = 3000
     api_token: SecretStr | None = Field(

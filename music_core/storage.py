@@ -7,11 +7,14 @@ from collections.abc import Generator, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from minio import Minio
 from minio.commonconfig import ComposeSource, CopySource
 from minio.error import S3Error
+
+if TYPE_CHECKING:
+    from music_core.settings import Settings
 
 COPY_OBJECT_LIMIT = 5 * 1024**3  # S3 CopyObject refuses larger sources; compose copies in parts
 # Files up to this size go up in one PUT (a multipart upload costs four requests); larger ones in
@@ -195,3 +198,15 @@ def _released_after(response: Any, chunk_size: int) -> Generator[bytes, None, No
     finally:
         response.close()
         response.release_conn()
+
+
+def object_store(settings: Settings) -> ObjectStore:
+    """The store the settings describe (the API and the search service; Dagster has its resource)."""
+    return ObjectStore(
+        settings.s3_endpoint,  # type: ignore[arg-type]
+        settings.s3_access_key or "",
+        settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else "",
+        bucket=settings.bucket,
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+    )

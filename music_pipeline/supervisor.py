@@ -6,11 +6,13 @@ Running it again resumes on the same data directory.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,17 +238,18 @@ def run_until_stopped(settings: Settings, upload_demo: bool = True) -> int:
             )
         )  # fmt: skip
         # One search service holds the query encoder and the vector index for every API worker.
-        socket = settings.data_path / "run" / "search.sock"
-        env["MUSIC_SEARCH_SOCKET"] = str(socket)
+        search_socket = search_socket_path(settings.data_path)
+        env["MUSIC_SEARCH_SOCKET"] = str(search_socket)
         children.append(
-            _spawn("search-service", [sys.executable, "-m", "music_api.search_service", "--socket", str(socket)],
+            _spawn("search-service", [sys.executable, "-m", "music_api.search_service", "--socket", str(search_socket)],
                    env, logs)
         )  # fmt: skip
         children.append(
             _spawn(
                 "api",
                 [sys.executable, "-m", "uvicorn", "music_api.main:create_app", "--factory",
-                 "--host", settings.api_host, "--port", str(settings.api_port), "--no-access-log"],
+                 "--host", settings.api_host, "--port", str(settings.api_port),
+                 "--workers", str(settings.api_workers), "--no-access-log"],
                 env, logs,
             )
         )  # fmt: skip
@@ -295,6 +298,16 @@ def _end_stopped_runs(dagster_home: Path, service_env: dict[str, str]) -> None:
         return
     if ended:
         print(f"{len(ended)} run(s) stopped with the last `up` marked failed; their tracks run again.")
+
+
+def search_socket_path(data_path: Path) -> Path:
+    """<data>/run/search.sock, or a private directory under the temp dir when that path is too long
+    for a Unix socket (108 bytes on Linux)."""
+    socket = data_path / "run" / "search.sock"
+    if len(os.fsencode(socket)) <= 100:
+        return socket
+    digest = hashlib.sha256(os.fsencode(data_path)).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"music-analyzer-{os.getuid()}" / digest / "search.sock"
 
 
 def _any_dead(children: list[Child]) -> bool:

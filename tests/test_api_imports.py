@@ -42,6 +42,10 @@ def test_with_the_search_service_a_worker_loads_no_encoder_index_or_numpy() -> N
         f"print(json.dumps([m for m in {encoder!r} if m in sys.modules]))\n"
     )
     run = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1]
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[1],
     )
     assert json.loads(run.stdout.strip().splitlines()[-1]) == []

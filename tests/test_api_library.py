@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import socket as pysocket
 import stat
+import struct
 import subprocess
 import sys
 import time
@@ -14,12 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from music_api.main import create_app
+from music_api.search_client import RemoteSemanticIndex, SemanticUnavailable
+from music_api.search_protocol import recv_frame, send_frame, unpack_lookup
 from music_core.embedded import ServiceEndpoints
 from music_core.storage import ObjectStore
 from music_pipeline import definitions
@@ -473,36 +477,38 @@ def test_transcriptions_csv(client: TestClient, library: dict[str, str]) -> None
 
 
 def start_search_service(services: ServiceEndpoints, bucket: str, socket: Path) -> subprocess.Popen:
-    """``python -m music_api.search_service`` as `up` runs it; returns once it answers /health."""
+    """``python -m music_api.search_service`` as `up` runs it; returns once it answers."""
     env = {**os.environ, "MUSIC_S3_ENDPOINT": services.s3_endpoint, "MUSIC_S3_ACCESS_KEY": services.s3_access_key,
            "MUSIC_S3_SECRET_KEY": services.s3_secret_key, "MUSIC_BUCKET": bucket}  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "music_api.search_service", "--socket", str(socket)],
-        env=env, cwd=Path(__file__).parents[1], start_new_session=True,
+        env=env, cwd=Path(__file__).parents[1], start_new_session=True, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    client = httpx.Client(transport=httpx.HTTPTransport(uds=str(socket)), base_url="http://search")
+    client = RemoteSemanticIndex(socket)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the search service exited"
-        try:
-            if client.get("/health").status_code == 200:
-                client.close()
+    try:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"the search service exited: {proc.stderr.read()}"  # type: ignore[union-attr]
+            try:
+                client.health()
                 return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
+            except SemanticUnavailable:
+                time.sleep(0.2)
+    finally:
+        client.close()
     proc.kill()
     raise TimeoutError("the search service did not answer")
 
 
-def stop_search_service(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
+def stop_search_service(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    proc.send_signal(sig)
     proc.wait(20)
 
 
 @pytest.fixture(scope="module")
 def search_socket(
     services: ServiceEndpoints, library: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-):
+) -> Iterator[tuple[Path, subprocess.Popen]]:
     socket = tmp_path_factory.mktemp("search") / "run" / "search.sock"
     proc = start_search_service(services, library["bucket"], socket)
     yield socket, proc
@@ -517,9 +523,10 @@ def test_the_search_service_answers_as_each_worker_would(
     services: ServiceEndpoints, library: dict[str, str], search_socket: tuple[Path, subprocess.Popen]
 ) -> None:
     """Through the service, semantic and hybrid search give the same tracks and scores as a worker's own
-    encoder and index; the socket's directory is private; /health reports the service."""
+    encoder and index; the socket is private; /health reports the service."""
     socket, _ = search_socket
     assert stat.S_IMODE(socket.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(socket.stat().st_mode) == 0o600
     local_settings = api_settings(services, library["bucket"])
     remote_settings = api_settings(services, library["bucket"], search_socket=socket)
     answers = {}
@@ -534,7 +541,7 @@ def test_the_search_service_answers_as_each_worker_would(
             if name == "remote":
                 health = c.get("/health").json()
                 assert health["checks"]["search_service"] == {"ok": True, "detail": None}
-                assert type(c.app.state.semantic).__name__ == "RemoteSemanticIndex"  # type: ignore[attr-defined]
+                assert isinstance(c.app.state.semantic, RemoteSemanticIndex)  # type: ignore[attr-defined]
     assert answers["remote"][0][0][0] in {library[k] for k in JFK}
     for local, remote in zip(answers["local"], answers["remote"], strict=True):
         assert [t for t, _ in remote] == [t for t, _ in local]
@@ -542,29 +549,80 @@ def test_the_search_service_answers_as_each_worker_would(
 
 
 @pytest.mark.parametrize(
-    "body",
+    "request_header",
     [{"text": "", "k": 5}, {"text": "x" * 2001, "k": 5}, {"text": "a", "k": 0}, {"text": "a", "k": 10**6},
-     {"text": "a"}, {"k": 5}, [1, 2], "not json"],
+     {"text": "a", "k": True}, {"text": "a", "k": "5"}, {"text": 5, "k": 5}, {"k": 5}, {"op": "drop table"}],
 )  # fmt: skip
-def test_the_search_service_rejects_malformed_lookups(
-    search_socket: tuple[Path, subprocess.Popen], body: object
+def test_the_search_service_refuses_malformed_lookups_and_keeps_the_connection(
+    search_socket: tuple[Path, subprocess.Popen], request_header: dict[str, object]
 ) -> None:
     socket, _ = search_socket
-    with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket)), base_url="http://search") as client:
-        if isinstance(body, str):
-            response = client.post("/lookup", content=body, headers={"content-type": "application/json"})
-        else:
-            response = client.post("/lookup", json=body)
-    assert response.status_code == 422, response.text
+    with contextlib.closing(pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM)) as conn:
+        conn.settimeout(30)
+        conn.connect(str(socket))
+        send_frame(conn, request_header)
+        header, payload = recv_frame(conn, 1 << 20)  # type: ignore[misc]
+        assert header["ok"] is False and header["error"] and payload == b""
+        send_frame(conn, {"op": "lookup", "text": "ask what you can do", "k": 3})  # the same connection
+        header, payload = recv_frame(conn, 1 << 20)  # type: ignore[misc]
+        vector, hits = unpack_lookup(header, payload)
+        assert header["ok"] is True and len(vector) == header["dim"] == 384
+        assert hits is None or len(hits) <= 3
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [struct.pack(">II", 4, 0) + b"nope", struct.pack(">II", 1 << 30, 0), struct.pack(">II", 2, 0) + b"[]",
+     struct.pack(">II", 50, 0) + b"{", b"\x00\x00"],
+)  # fmt: skip
+def test_the_search_service_survives_broken_frames(
+    search_socket: tuple[Path, subprocess.Popen], raw: bytes
+) -> None:
+    """Garbage, a 1 GB length and truncated frames: the connection gets an error (when it can still be
+    framed) and is dropped; the service goes on answering others."""
+    socket, proc = search_socket
+    with contextlib.closing(pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM)) as conn:
+        conn.settimeout(30)
+        conn.connect(str(socket))
+        conn.sendall(raw)
+        conn.shutdown(pysocket.SHUT_WR)
+        frame = recv_frame(conn, 1 << 20)
+        if frame is not None:
+            assert frame[0]["ok"] is False and "bad frame" in frame[0]["error"]
+        assert recv_frame(conn, 1 << 20) is None  # then closed
+    client = RemoteSemanticIndex(socket)
+    try:
+        assert client.health()["ok"] is True and proc.poll() is None
+    finally:
+        client.close()
+
+
+def test_a_second_search_service_does_not_take_over_the_socket(
+    services: ServiceEndpoints, library: dict[str, str], search_socket: tuple[Path, subprocess.Popen]
+) -> None:
+    socket, proc = search_socket
+    env = {**os.environ, "MUSIC_S3_ENDPOINT": services.s3_endpoint, "MUSIC_BUCKET": library["bucket"]}
+    second = subprocess.run(
+        [sys.executable, "-m", "music_api.search_service", "--socket", str(socket)],
+        env=env, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert second.returncode != 0 and "another search service is listening" in second.stderr
+    client = RemoteSemanticIndex(socket)
+    try:
+        assert client.health()["ok"] is True and proc.poll() is None  # the first one still answers
+    finally:
+        client.close()
 
 
 def test_without_the_search_service_semantic_search_says_503_and_recovers(
     services: ServiceEndpoints, library: dict[str, str], search_socket: tuple[Path, subprocess.Popen]
 ) -> None:
-    """The service stopped: semantic and hybrid answer 503 with Retry-After (not a 500, and nothing is
-    cached), full text still answers, /health says degraded. Started again, the same worker recovers."""
+    """The service killed (its socket file left behind): semantic and hybrid answer 503 with Retry-After
+    (not a 500, and nothing is cached), full text still answers, /health says degraded. Started again on
+    the stale socket, the same worker recovers; stopped cleanly, the service removes its socket."""
     socket, proc = search_socket
-    stop_search_service(proc)
+    stop_search_service(proc, signal.SIGKILL)
+    assert socket.exists()
     flush_cache(services)
     with TestClient(
         create_app(api_settings(services, library["bucket"], search_socket=socket), warm_up=False)
@@ -582,3 +640,4 @@ def test_without_the_search_service_semantic_search_says_503_and_recovers(
             assert up.status_code == 200 and up.json()["results"][0]["track_id"] in {library[k] for k in JFK}
         finally:
             stop_search_service(restarted)
+    assert not socket.exists()

@@ -88,6 +88,12 @@ def test_up_processes_demo_and_stops_cleanly(tmp_path: Path) -> None:
         assert page["total"] == DEMO_TRACKS
         for item in page["items"]:
             assert item["stages"]["converted_audio"] == item["stages"]["transcription"] == "done", item
+        # Semantic search goes through the search service `up` started for the API workers.
+        auth = {"Authorization": f"Bearer {token}"}
+        found = httpx.get(f"{api}/search", params={"q": "ask not what your country can do", "mode": "semantic"},
+                          headers=auth, timeout=60)  # fmt: skip
+        assert found.status_code == 200 and found.json()["results"], found.text
+        assert httpx.get(f"{api}/health").json()["checks"]["search_service"]["ok"] is True
         ui = httpx.get(f"http://127.0.0.1:{ui_port}/server_info")
         assert ui.status_code == 200
     finally:
@@ -141,3 +147,14 @@ def test_stopping_a_child_ends_what_it_left_in_its_process_group() -> None:
 def _running(pid: int) -> bool:
     fields = stat_fields(pid)
     return fields is not None and fields[0] != b"Z"
+
+
+def test_the_search_socket_fits_a_unix_socket_path(tmp_path: Path) -> None:
+    from music_pipeline.supervisor import search_socket_path
+
+    assert search_socket_path(tmp_path) == tmp_path / "run" / "search.sock"
+    deep = tmp_path / ("a-very-long-folder-name-" * 6) / "data"
+    other = tmp_path / ("a-very-long-folder-name-" * 6) / "data2"
+    socket = search_socket_path(deep)
+    assert len(os.fsencode(socket)) <= 100 and socket.name == "search.sock"
+    assert socket != search_socket_path(other)  # two data dirs never share a service
