@@ -120,15 +120,13 @@ def prepare_socket(path: Path) -> None:
         probe.close()
 
 
-def build_engine(settings: Settings, threads: int = 1) -> SemanticIndex:
+def build_engine(settings: Settings, threads: int = 1, passes: int = 1) -> SemanticIndex:
     if not settings.s3_endpoint:
         raise RuntimeError("the search service needs MUSIC_S3_ENDPOINT (music-analyzer up sets it)")
     return SemanticIndex(
-        object_store(settings),
-        settings.embedding_model,
-        encoder_cache=settings.query_encoder_cache,
-        threads=threads,
-    )
+        object_store(settings), settings.embedding_model, encoder_cache=settings.query_encoder_cache,
+        threads=threads, passes=passes,
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--socket", type=Path, help="Unix socket to listen on (default: MUSIC_SEARCH_SOCKET)")
     parser.add_argument("--threads", type=int, default=1, help="encoder threads per embedding pass")
+    parser.add_argument("--passes", type=int, default=os.cpu_count() or 1,
+                        help="embedding passes at once (default: one per core, as one API worker per core had)")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     settings = Settings()
@@ -145,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         print("no socket: pass --socket or set MUSIC_SEARCH_SOCKET", file=sys.stderr)
         return 2
     try:
-        server = SearchServer(path.expanduser().resolve(), build_engine(settings, max(1, args.threads)))
+        server = SearchServer(
+            path.expanduser().resolve(), build_engine(settings, max(1, args.threads), max(1, args.passes))
+        )
     except (RuntimeError, OSError) as exc:
         print(f"search service: {exc}", file=sys.stderr)
         return 1

@@ -30,6 +30,7 @@ class SemanticIndex:
         *,
         encoder_cache: Path | None = None,
         threads: int = 1,
+        passes: int = 1,
     ) -> None:
         self.store = store
         self.model = model
@@ -42,7 +43,9 @@ class SemanticIndex:
         # Concurrent queries share one pass: one embedding call and one index search. That mattered
         # most for torch and the exact scan (~20 ms vs ~30 ms to embed four queries, ~13 vs ~14 ms to
         # scan 40k x 384); with ONNX Runtime and the HNSW graph it mainly serialises passes per worker.
-        self._lookups: MicroBatcher[tuple[str, int], Lookup] = MicroBatcher(self._lookup_batch)
+        self._lookups: MicroBatcher[tuple[str, int], Lookup] = MicroBatcher(
+            self._lookup_batch, concurrency=passes
+        )
         self._index: Any = None
         self._version: int | None = None
         self._checked = 0.0

@@ -132,3 +132,20 @@ def test_the_loaded_model_is_left_out_of_garbage_collections(store) -> None:  # 
     before = gc.get_freeze_count()
     engine.embedder()
     assert gc.get_freeze_count() > before
+
+
+def test_with_two_passes_a_caller_does_not_wait_for_a_running_pass() -> None:
+    """The search service runs a pass per core: a second query runs beside a slow first one, while
+    callers beyond that still share a pass."""
+    fn = GatedDouble()
+    batcher = MicroBatcher(fn, concurrency=2)
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(batcher, 100)
+        assert fn.started.wait(10)
+        assert pool.submit(batcher, 1).result(10) == 2  # the first pass is still held at its gate
+        assert not first.done()
+        fn.gate.set()
+        assert first.result(10) == 200
+    assert fn.batches == [[100], [1]] and batcher.passes == 2
+    with pytest.raises(ValueError):
+        MicroBatcher(fn, concurrency=0)

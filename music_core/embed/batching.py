@@ -16,13 +16,16 @@ Out = TypeVar("Out")
 
 
 class MicroBatcher(Generic[In, Out]):
-    def __init__(self, run_batch: Callable[[list[In]], Sequence[Out]], max_batch: int = 16) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+    def __init__(
+        self, run_batch: Callable[[list[In]], Sequence[Out]], max_batch: int = 16, concurrency: int = 1
+    ) -> None:
+        if max_batch < 1 or concurrency < 1:
+            raise ValueError("max_batch and concurrency must be at least 1")
         self._run_batch = run_batch
         self.max_batch = max_batch
         self._queue_lock = threading.Lock()
-        self._pass_lock = threading.Lock()  # one pass at a time
+        # ``concurrency`` passes at a time: one per core for a process that serves every API worker.
+        self._pass_lock = threading.BoundedSemaphore(concurrency)
         self._pending: list[tuple[In, Future[Out]]] = []
         self.passes = 0  # batches run so far (for metrics and tests)
 
