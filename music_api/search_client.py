@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,32 +29,35 @@ class Lookup:
 class RemoteSemanticIndex:
     """Thread-safe: each call takes an idle connection (or opens one) and gives it back afterwards."""
 
-    def __init__(self, path: Path, *, timeout: float = 60.0) -> None:
-        # The timeout covers the service's first start, which may export the encoder (~1 min).
+    def __init__(self, path: Path, *, timeout: float = 15.0, health_timeout: float = 2.0) -> None:
+        # While the service loads its model it answers "loading" at once, so a lookup only waits for
+        # passes: a busy service, not a starting one. /health must answer quickly whatever happens.
         self.path = path
         self.timeout = timeout
+        self.health_timeout = health_timeout
         self.model_id = ""  # learnt from the service's answers
         self.version: int | None = None
         self._idle: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._last_warning = -60.0
 
     def lookup(self, text: str, k: int) -> Lookup:
-        header, payload = self._call({"op": "lookup", "text": text, "k": k})
+        header, payload = self._call({"op": "lookup", "text": text, "k": k}, self.timeout)
         try:
             vector, hits = unpack_lookup(header, payload)
         except ProtocolError as exc:
-            raise SemanticUnavailable(f"the search service sent a malformed answer: {exc}") from None
+            raise self._unavailable(f"the search service sent a malformed answer: {exc}") from None
         return Lookup(vector, hits)
 
     def health(self) -> dict[str, Any]:
-        return self._call({"op": "health"})[0]
+        return self._call({"op": "health"}, self.health_timeout)[0]
 
     def warm_up_quietly(self) -> None:
         """The service warms itself up; this only learns its model id (and says if it is not there)."""
         try:
             self.health()
-        except SemanticUnavailable as exc:
-            log.warning("%s", exc)
+        except SemanticUnavailable:
+            pass  # logged by _unavailable
 
     def close(self) -> None:
         with self._lock:
@@ -61,41 +65,52 @@ class RemoteSemanticIndex:
         for conn in idle:
             conn.close()
 
-    def _call(self, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    def _call(self, request: dict[str, Any], timeout: float) -> tuple[dict[str, Any], bytes]:
         for attempt in range(2):
             conn, reused = self._connection()
             try:
+                conn.settimeout(timeout)
                 send_frame(conn, request)
                 frame = recv_frame(conn, MAX_ANSWER_BYTES)
                 if frame is None:
                     raise ConnectionResetError("the search service closed the connection")
             except (ConnectionError, ProtocolError) as exc:
                 conn.close()
-                if reused and attempt == 0:  # an idle connection to a service that restarted since
+                if reused and attempt == 0:
+                    # The service restarted since this connection was made: so did every idle one.
+                    self.close()
                     continue
-                raise SemanticUnavailable(f"the search service at {self.path} failed: {exc}") from None
+                raise self._unavailable(f"the search service at {self.path} failed: {exc}") from None
             except OSError as exc:  # e.g. a timeout: the connection's state is unknown
                 conn.close()
-                raise SemanticUnavailable(f"the search service at {self.path} failed: {exc}") from None
+                raise self._unavailable(f"the search service at {self.path} failed: {exc}") from None
             with self._lock:
                 self._idle.append(conn)
             header, payload = frame
             if not header.get("ok"):
-                raise SemanticUnavailable(f"the search service could not answer: {header.get('error')}")
+                raise self._unavailable(f"the search service could not answer: {header.get('error')}")
             self.model_id = header.get("model_id", self.model_id)
             self.version = header.get("version", self.version)
             return header, payload
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unavailable(self, message: str) -> SemanticUnavailable:
+        """The error to raise; logged at most once a minute (an outage, not every search that met it)."""
+        now = time.monotonic()
+        if now - self._last_warning >= 60:
+            self._last_warning = now
+            log.warning("%s (failures are logged at most once a minute)", message)
+        return SemanticUnavailable(message)
 
     def _connection(self) -> tuple[socket.socket, bool]:
         with self._lock:
             if self._idle:
                 return self._idle.pop(), True
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.settimeout(self.timeout)
+        conn.settimeout(self.health_timeout)  # connecting to a local socket is immediate or refused
         try:
             conn.connect(str(self.path))
         except OSError as exc:
             conn.close()
-            raise SemanticUnavailable(f"the search service at {self.path} does not answer: {exc}") from None
+            raise self._unavailable(f"the search service at {self.path} does not answer: {exc}") from None
         return conn, False

@@ -41,7 +41,7 @@ def recv_frame(sock: socket.socket, max_bytes: int) -> tuple[dict[str, Any], byt
     payload = _recv_exact(sock, payload_len) if payload_len else b""
     try:
         header = json.loads(head)  # type: ignore[arg-type]
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: [[[[... nested
         raise ProtocolError(f"header is not JSON: {exc}") from None
     if not isinstance(header, dict):
         raise ProtocolError("header is not a JSON object")
@@ -76,7 +76,11 @@ def pack_lookup(vector: bytes, hits: list[tuple[int, float]] | None) -> bytes:
 
 def unpack_lookup(header: dict[str, Any], payload: bytes) -> tuple[array, list[tuple[int, float]] | None]:
     dim, count = header.get("dim"), header.get("hits")
-    if not isinstance(dim, int) or dim < 1 or not (count is None or (isinstance(count, int) and count >= 0)):
+
+    def natural(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    if not natural(dim) or dim < 1 or not (count is None or natural(count)):  # type: ignore[operator]
         raise ProtocolError(f"malformed lookup header: {header}")
     n = count or 0
     if len(payload) != dim * 4 + n * 12:

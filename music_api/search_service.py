@@ -3,17 +3,17 @@ on the host, served over a Unix socket (``python -m music_api.search_service --s
 
 Without it, each uvicorn worker loads its own encoder (~60 MB) and its own copy of the index (about
 1.6 KB per vector: 1.6 GB per worker at a million transcript chunks, twice that while a new version
-loads). With it, an API worker carries neither, nor ONNX Runtime, FAISS or numpy, and concurrent queries
-from all workers share one embedding pass. The socket is private (0600 in a 0700 directory): only the
-service's own user can query it. The wire format is ``music_api.search_protocol``."""
+loads). With it, an API worker carries neither, nor ONNX Runtime, FAISS or numpy. The service runs one
+embedding pass per core at once; queries that queue behind them share the next pass. The socket is
+0600 in a directory no other user can write to. The wire format is ``music_api.search_protocol``."""
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import signal
-import socket
 import socketserver
 import stat
 import sys
@@ -44,6 +44,8 @@ def answer(engine: SemanticIndex, request: dict[str, Any]) -> tuple[dict[str, An
         return {"ok": False, "error": f"text must be a string of 1 to {MAX_QUERY_CHARS} characters"}, b""
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
         return {"ok": False, "error": f"k must be an integer from 1 to {MAX_K}"}, b""
+    if engine.loading:  # a first start may export the model for a minute: say so now, not then
+        return {"ok": False, "error": "the search service is loading its model; try again shortly"}, b""
     found = engine.lookup(text, k)
     vector = found.vector.astype("<f4").tobytes()
     header = {"ok": True, "model_id": engine.model_id, "version": engine.version, "dim": len(found.vector),
@@ -87,37 +89,60 @@ class SearchServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
 
     def __init__(self, path: Path, engine: SemanticIndex) -> None:
-        prepare_socket(path)
-        super().__init__(str(path), _Connection)
-        os.chmod(path, 0o600)
+        private_directory(path.parent)
+        self._lock_fd = _hold_service_lock(path)
+        try:
+            if path.is_socket() or path.is_symlink():
+                path.unlink()  # left by a service that stopped without cleaning up (we hold the lock)
+            super().__init__(str(path), _Connection)
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         self.engine = engine
         self.path = path
+
+    def server_bind(self) -> None:
+        old = os.umask(0o177)  # the socket is 0600 from the moment it exists
+        try:
+            super().server_bind()
+        finally:
+            os.umask(old)
 
     def server_close(self) -> None:
         super().server_close()
         self.path.unlink(missing_ok=True)
+        os.close(self._lock_fd)
 
 
-def prepare_socket(path: Path) -> None:
-    """A private directory for the socket, and no stale socket file in the way. A socket another
-    service still answers on is not taken over."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
+def _hold_service_lock(path: Path) -> int:
+    """An exclusive lock on ``<socket>.lock`` for the service's lifetime: a second service on the same
+    socket refuses to start instead of replacing the first one's socket."""
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise RuntimeError(f"{path} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RuntimeError(f"another search service is running on {path}") from None
+    return fd
+
+
+def private_directory(directory: Path) -> None:
+    """The socket's directory: created 0700, or an existing one that is a real directory of ours that no
+    other user can write to (someone who could would be able to put their own socket in its place).
+    An existing directory's mode is never changed."""
     try:
-        probe.connect(str(path))
-    except OSError:
-        path.unlink()  # left by a service that stopped without cleaning up
-    else:
-        raise RuntimeError(f"another search service is listening on {path}")
-    finally:
-        probe.close()
+        directory.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        pass
+    info = directory.lstat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise RuntimeError(f"{directory} is not a directory")
+    if info.st_uid != os.getuid():
+        raise RuntimeError(
+            f"{directory} belongs to another user; choose a directory of your own for the socket"
+        )
+    if info.st_mode & 0o022:
+        raise RuntimeError(f"other users may write to {directory}; choose a private directory for the socket")
 
 
 def build_engine(settings: Settings, threads: int = 1, passes: int = 1) -> SemanticIndex:
@@ -135,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--socket", type=Path, help="Unix socket to listen on (default: MUSIC_SEARCH_SOCKET)")
     parser.add_argument("--threads", type=int, default=1, help="encoder threads per embedding pass")
-    parser.add_argument("--passes", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--passes", type=int, default=len(os.sched_getaffinity(0)),
                         help="embedding passes at once (default: one per core, as one API worker per core had)")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

@@ -38,7 +38,8 @@ class SemanticIndex:
         self.threads = threads
         self.model_id = describe_model(model)
         self.check_seconds = check_seconds
-        self._lock = threading.Lock()
+        self._model_lock = threading.Lock()  # held while the model loads (a first start exports it)
+        self._refresh_lock = threading.Lock()  # held while the index manifest is read or a version loads
         self._embedder: Embedder | None = None
         # Concurrent queries share one pass: one embedding call and one index search. That mattered
         # most for torch and the exact scan (~20 ms vs ~30 ms to embed four queries, ~13 vs ~14 ms to
@@ -51,7 +52,9 @@ class SemanticIndex:
         self._checked = 0.0
 
     def embedder(self) -> Embedder:
-        with self._lock:
+        if self._embedder is not None:  # loaded once, never replaced: no lock on the hot path
+            return self._embedder
+        with self._model_lock:
             if self._embedder is None:
                 self._embedder = load_query_embedder(self.model, self.encoder_cache, threads=self.threads)
                 # A loaded model adds long-lived objects (torch's fallback ~500k); every full garbage
@@ -65,6 +68,10 @@ class SemanticIndex:
     def loaded(self) -> bool:
         return self._embedder is not None
 
+    @property
+    def loading(self) -> bool:
+        return self._embedder is None and self._model_lock.locked()
+
     def warm_up(self) -> None:
         """Load the model and index ahead of the first query (run in a background thread)."""
         self.embedder().embed(["warm up"])
@@ -77,22 +84,28 @@ class SemanticIndex:
             log.exception("warm-up failed")
 
     def index(self) -> Any:
-        now = time.monotonic()
-        with self._lock:
-            if now - self._checked < self.check_seconds:
-                return self._index
-            self._checked = now
-            try:
-                manifest = vector_index.load_manifest(self.store, self.model_id)
-                if manifest is not None and manifest.version != self._version:
-                    self._index = vector_index.load_search_index(self.store, manifest)
-                    self._version = manifest.version
-                    release_free_heap()  # the downloaded file and the previous index
-            except Exception:  # noqa: BLE001 - keep serving the index we have (or pgvector)
-                log.warning(
-                    "could not refresh the vector index; keeping version %s", self._version, exc_info=True
-                )
+        """The current index (None: none yet, search pgvector). Checked for a newer version at most every
+        ``check_seconds``, by one thread; passes meanwhile go on with the index they have."""
+        if time.monotonic() - self._checked < self.check_seconds:
             return self._index
+        if not self._refresh_lock.acquire(blocking=False):
+            return self._index  # another thread is checking or loading a new version
+        try:
+            if time.monotonic() - self._checked < self.check_seconds:
+                return self._index
+            self._checked = time.monotonic()
+            manifest = vector_index.load_manifest(self.store, self.model_id)
+            if manifest is not None and manifest.version != self._version:
+                self._index = vector_index.load_search_index(self.store, manifest)
+                self._version = manifest.version
+                release_free_heap()  # the downloaded file and the previous index
+        except Exception:  # noqa: BLE001 - keep serving the index we have (or pgvector)
+            log.warning(
+                "could not refresh the vector index; keeping version %s", self._version, exc_info=True
+            )
+        finally:
+            self._refresh_lock.release()
+        return self._index
 
     @property
     def version(self) -> int | None:

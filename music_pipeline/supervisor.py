@@ -301,13 +301,15 @@ def _end_stopped_runs(dagster_home: Path, service_env: dict[str, str]) -> None:
 
 
 def search_socket_path(data_path: Path) -> Path:
-    """<data>/run/search.sock, or a private directory under the temp dir when that path is too long
-    for a Unix socket (108 bytes on Linux)."""
+    """<data>/run/search.sock, or, when that path is too long for a Unix socket (108 bytes on Linux), a
+    directory of this user's own directly in $XDG_RUNTIME_DIR or the temp dir (sticky: nobody else can
+    rename it), one per data dir."""
     socket = data_path / "run" / "search.sock"
     if len(os.fsencode(socket)) <= 100:
         return socket
     digest = hashlib.sha256(os.fsencode(data_path)).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"music-analyzer-{os.getuid()}" / digest / "search.sock"
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
+    return base / f"music-analyzer-{os.getuid()}-{digest}" / "search.sock"
 
 
 def _any_dead(children: list[Child]) -> bool:

@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -477,7 +478,7 @@ def test_transcriptions_csv(client: TestClient, library: dict[str, str]) -> None
 
 
 def start_search_service(services: ServiceEndpoints, bucket: str, socket: Path) -> subprocess.Popen:
-    """``python -m music_api.search_service`` as `up` runs it; returns once it answers."""
+    """``python -m music_api.search_service`` as `up` runs it; returns once its model is loaded."""
     env = {**os.environ, "MUSIC_S3_ENDPOINT": services.s3_endpoint, "MUSIC_S3_ACCESS_KEY": services.s3_access_key,
            "MUSIC_S3_SECRET_KEY": services.s3_secret_key, "MUSIC_BUCKET": bucket}  # fmt: skip
     proc = subprocess.Popen(
@@ -490,10 +491,11 @@ def start_search_service(services: ServiceEndpoints, bucket: str, socket: Path) 
         while time.monotonic() < deadline:
             assert proc.poll() is None, f"the search service exited: {proc.stderr.read()}"  # type: ignore[union-attr]
             try:
-                client.health()
-                return proc
+                if client.health()["model_loaded"]:
+                    return proc
             except SemanticUnavailable:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
     finally:
         client.close()
     proc.kill()
@@ -573,7 +575,7 @@ def test_the_search_service_refuses_malformed_lookups_and_keeps_the_connection(
 @pytest.mark.parametrize(
     "raw",
     [struct.pack(">II", 4, 0) + b"nope", struct.pack(">II", 1 << 30, 0), struct.pack(">II", 2, 0) + b"[]",
-     struct.pack(">II", 50, 0) + b"{", b"\x00\x00"],
+     struct.pack(">II", 50, 0) + b"{", b"\x00\x00", struct.pack(">II", 60_000, 0) + b"[" * 60_000],
 )  # fmt: skip
 def test_the_search_service_survives_broken_frames(
     search_socket: tuple[Path, subprocess.Popen], raw: bytes
@@ -606,7 +608,7 @@ def test_a_second_search_service_does_not_take_over_the_socket(
         [sys.executable, "-m", "music_api.search_service", "--socket", str(socket)],
         env=env, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert second.returncode != 0 and "another search service is listening" in second.stderr
+    assert second.returncode != 0 and "another search service is running" in second.stderr
     client = RemoteSemanticIndex(socket)
     try:
         assert client.health()["ok"] is True and proc.poll() is None  # the first one still answers
@@ -621,6 +623,12 @@ def test_without_the_search_service_semantic_search_says_503_and_recovers(
     (not a 500, and nothing is cached), full text still answers, /health says degraded. Started again on
     the stale socket, the same worker recovers; stopped cleanly, the service removes its socket."""
     socket, proc = search_socket
+    pooled = RemoteSemanticIndex(socket)  # a worker's client with several idle connections
+    with ThreadPoolExecutor(4) as pool:
+        assert all(
+            f.result().hits is not None for f in [pool.submit(pooled.lookup, q, 3) for q in QUERIES * 2]
+        )
+    assert len(pooled._idle) >= 2
     stop_search_service(proc, signal.SIGKILL)
     assert socket.exists()
     flush_cache(services)
@@ -638,6 +646,9 @@ def test_without_the_search_service_semantic_search_says_503_and_recovers(
         try:
             up = c.get("/search", params={"q": QUERIES[0], "mode": "semantic"}, headers=AUTH)
             assert up.status_code == 200 and up.json()["results"][0]["track_id"] in {library[k] for k in JFK}
+            for query in QUERIES:  # every idle connection was stale: the first failure drops them all
+                assert pooled.lookup(query, 3).hits is not None
+            pooled.close()
         finally:
             stop_search_service(restarted)
     assert not socket.exists()

@@ -149,3 +149,44 @@ def test_with_two_passes_a_caller_does_not_wait_for_a_running_pass() -> None:
     assert fn.batches == [[100], [1]] and batcher.passes == 2
     with pytest.raises(ValueError):
         MicroBatcher(fn, concurrency=0)
+
+
+def test_a_caller_whose_item_is_in_another_pass_waits_without_spinning() -> None:
+    """Two passes at once: when a permit frees up but the caller's item already runs in another
+    caller's pass, the caller waits for that pass instead of polling an empty queue."""
+    gates = {-1: threading.Event(), -2: threading.Event(), -4: threading.Event()}
+    started = {key: threading.Event() for key in gates}
+
+    def slow_double(items: list[int]) -> list[int]:
+        for key, gate in gates.items():
+            if key in items:
+                started[key].set()
+                assert gate.wait(10)
+        return [2 * i for i in items]
+
+    batcher = MicroBatcher(slow_double, concurrency=2)
+    empty_runs = 0
+    real_run_pending = batcher._run_pending
+
+    def counting_run_pending() -> bool:
+        nonlocal empty_runs
+        ran = real_run_pending()
+        empty_runs += not ran
+        return ran
+
+    batcher._run_pending = counting_run_pending  # type: ignore[method-assign]
+    with ThreadPoolExecutor(4) as pool:
+        a = pool.submit(batcher, -1)
+        d = pool.submit(batcher, -4)
+        assert started[-1].wait(10) and started[-4].wait(10)  # both permits held
+        b, c = pool.submit(batcher, -2), pool.submit(batcher, 3)
+        while len(batcher._pending) < 2:  # both queued behind the two passes
+            threading.Event().wait(0.005)
+        gates[-4].set()  # a permit frees: one of b/c runs [-2, 3] and holds at -2's gate
+        assert started[-2].wait(10)
+        gates[-1].set()  # the other permit frees; the other caller's item is already in that pass
+        assert a.result(10) == -2 and d.result(10) == -8
+        threading.Event().wait(0.2)
+        assert empty_runs <= 1, empty_runs  # at most one look at the empty queue, no polling
+        gates[-2].set()
+        assert (b.result(10), c.result(10)) == (-4, 6)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+import stat
 import struct
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,3 +55,46 @@ def test_frames_cross_a_socket_in_pieces_and_limits_hold() -> None:
     with c, d:
         c.close()
         assert recv_frame(d, 1 << 20) is None  # closed between frames
+
+
+def test_deeply_nested_json_is_a_protocol_error_not_a_crash() -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(struct.pack(">II", 60_000, 0) + b"[" * 60_000)
+        with pytest.raises(ProtocolError, match="not JSON"):
+            recv_frame(b, 1 << 20)
+
+
+def test_a_loading_service_says_so_at_once(tmp_path: Path) -> None:
+    """While the model loads (a first start exports it for about a minute), lookups are answered "loading"
+    at once instead of holding the API's threads; health reports the model as not loaded."""
+    from music_api.search_service import answer
+    from music_api.semantic import SemanticIndex
+    from music_core.storage import ObjectStore
+
+    engine = SemanticIndex(ObjectStore("127.0.0.1:1", "a", "b", bucket="x"), None, encoder_cache=tmp_path)
+    with engine._model_lock:  # as the warm-up thread holds it while loading
+        header, payload = answer(engine, {"op": "lookup", "text": "hello", "k": 3})
+        assert header == {"ok": False, "error": "the search service is loading its model; try again shortly"}
+        assert answer(engine, {"op": "health"})[0]["model_loaded"] is False
+    assert payload == b"" and not engine.loading
+
+
+def test_the_socket_directory_must_be_private(tmp_path: Path) -> None:
+    from music_api.search_service import private_directory
+
+    made = tmp_path / "a" / "run"
+    private_directory(made)
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o755)
+    private_directory(mine)  # accepted, and its mode is left alone
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o755
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(RuntimeError, match="other users may write"):
+        private_directory(shared)
+    (tmp_path / "link").symlink_to(mine)
+    with pytest.raises(RuntimeError, match="not a directory"):
+        private_directory(tmp_path / "link")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import time
 from enum import StrEnum
 from typing import Annotated
@@ -21,7 +20,6 @@ from music_api.schemas import SearchHit, SearchResponse
 from music_api.search_client import SemanticUnavailable
 from music_core.search import query_words, reciprocal_rank_fusion
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["search"], dependencies=[Depends(require_reader)])
 
 
@@ -119,8 +117,7 @@ def search(
 
     try:
         answer = request.app.state.cache.json(request, compute)
-    except SemanticUnavailable as exc:  # the search service is down: say so, and cache nothing
-        log.warning("%s", exc)
+    except SemanticUnavailable:  # the search service is down (its client logged it): say so, cache nothing
         raise HTTPException(
             503, "semantic search is unavailable for now; full-text search (mode=fulltext) still works",
             headers={"Retry-After": "10"},

@@ -35,16 +35,17 @@ class MicroBatcher(Generic[In, Out]):
             self._pending.append((item, future))
         while not future.done():
             with self._pass_lock:
-                if not future.done():
-                    self._run_pending()
-        return future.result()
+                if not future.done() and not self._run_pending():
+                    break  # nothing left to run: this item is in another caller's pass, still running
+        return future.result()  # waits (without spinning) for that pass
 
-    def _run_pending(self) -> None:
+    def _run_pending(self) -> bool:
+        """Run one batch from the queue; False when the queue was empty."""
         with self._queue_lock:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-        if not batch:
-            return
-        self.passes += 1
+            if not batch:
+                return False
+            self.passes += 1
         try:
             outputs = self._run_batch([item for item, _ in batch])
             if len(outputs) != len(batch):
@@ -52,6 +53,7 @@ class MicroBatcher(Generic[In, Out]):
         except BaseException as exc:  # every caller in the batch sees the failure, none hangs
             for _, future in batch:
                 future.set_exception(exc)
-            return
+            return True
         for (_, future), output in zip(batch, outputs, strict=True):
             future.set_result(output)
+        return True

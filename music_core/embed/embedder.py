@@ -37,9 +37,9 @@ class SentenceEmbedder:
         self.model_id = f"{name}@{_version(path)}"
 
     def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text (cosine similarity = inner product)."""
         import numpy as np  # not at module level: the API reads describe_model without numpy
 
-        """Unit-length float32 vectors, one row per text (cosine similarity = inner product)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self._model.encode(
