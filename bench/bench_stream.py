@@ -328,8 +328,8 @@ def main() -> int:
     )
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per server and phase")
     parser.add_argument("--seconds-of-audio", type=float, default=60.0, help="WAV length (60 s = 10.6 MB)")
-    parser.add_argument("--api-workers", type=int, default=1, help="uvicorn workers (`up` runs 1)")
-    parser.add_argument("--nginx-workers", type=int, default=1, help="nginx worker_processes")
+    parser.add_argument("--api-workers", type=int, default=2, help="uvicorn workers (`up` runs 2)")
+    parser.add_argument("--nginx-workers", type=int, default=2, help="nginx worker_processes")
     parser.add_argument("--sha-every", type=int, default=8, help="sha256 every n-th response of a client")
     parser.add_argument(
         "--rounds", type=int, default=1, help="repeat the four measurements, alternating servers"
