@@ -110,7 +110,7 @@ def start_api(
 def start_search_service(env: dict[str, str], socket: Path, log: Path) -> subprocess.Popen:
     """``python -m music_api.search_service`` as `up` runs it; returns once its model and index are
     loaded. Sets MUSIC_SEARCH_SOCKET in ``env`` for the API started after it."""
-    from music_api.search_client import RemoteSemanticIndex, SemanticUnavailable
+    from music_api.search_client import RemoteSemanticIndex
 
     with log.open("ab") as fh:
         proc = subprocess.Popen(
@@ -119,19 +119,14 @@ def start_search_service(env: dict[str, str], socket: Path, log: Path) -> subpro
         )  # fmt: skip
     env["MUSIC_SEARCH_SOCKET"] = str(socket)
     client = RemoteSemanticIndex(socket)
-    deadline = time.monotonic() + 300
     try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the search service exited with {proc.returncode}; see {log}")
-            try:
-                if client.health()["model_loaded"]:
-                    return proc
-            except SemanticUnavailable:
-                pass
-            time.sleep(0.3)
+        loaded = client.wait_until_loaded(300, alive=lambda: proc.poll() is None)
     finally:
         client.close()
+    if loaded:
+        return proc
+    if proc.poll() is not None:
+        raise RuntimeError(f"the search service exited with {proc.returncode}; see {log}")
     stop_api(proc)
     raise TimeoutError("the search service did not load its model")
 

@@ -7,6 +7,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,19 @@ class RemoteSemanticIndex:
 
     def health(self) -> dict[str, Any]:
         return self._call({"op": "health"}, self.health_timeout)[0]
+
+    def wait_until_loaded(self, timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
+        """True once the service has loaded its model; False after ``timeout`` or once ``alive()`` is
+        false (e.g. the service's process exited)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and alive():
+            try:
+                if self.health().get("model_loaded"):
+                    return True
+            except SemanticUnavailable:
+                pass
+            time.sleep(0.2)
+        return False
 
     def warm_up_quietly(self) -> None:
         """The service warms itself up; this only learns its model id (and says if it is not there)."""

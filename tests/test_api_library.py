@@ -11,7 +11,6 @@ import stat
 import struct
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from music_api.main import create_app
-from music_api.search_client import RemoteSemanticIndex, SemanticUnavailable
+from music_api.search_client import RemoteSemanticIndex
 from music_api.search_protocol import recv_frame, send_frame, unpack_lookup
 from music_core.embedded import ServiceEndpoints
 from music_core.storage import ObjectStore
@@ -486,20 +485,14 @@ def start_search_service(services: ServiceEndpoints, bucket: str, socket: Path) 
         env=env, cwd=Path(__file__).parents[1], start_new_session=True, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     client = RemoteSemanticIndex(socket)
-    deadline = time.monotonic() + 120
     try:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"the search service exited: {proc.stderr.read()}"  # type: ignore[union-attr]
-            try:
-                if client.health()["model_loaded"]:
-                    return proc
-            except SemanticUnavailable:
-                pass
-            time.sleep(0.2)
+        loaded = client.wait_until_loaded(120, alive=lambda: proc.poll() is None)
     finally:
         client.close()
-    proc.kill()
-    raise TimeoutError("the search service did not answer")
+    if not loaded:
+        proc.kill()
+        pytest.fail(f"the search service did not load its model: {proc.communicate()[1]}")
+    return proc
 
 
 def stop_search_service(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
