@@ -54,12 +54,12 @@ class RemoteSemanticIndex:
         return self._call({"op": "health"}, self.health_timeout)[0]
 
     def wait_until_loaded(self, timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
-        """True once the service has loaded its model; False after ``timeout`` or once ``alive()`` is
-        false (e.g. the service's process exited)."""
+        """True once the service has loaded its model and looked for the index; False after ``timeout``
+        or once ``alive()`` is false (e.g. the service's process exited)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and alive():
             try:
-                if self.health().get("model_loaded"):
+                if self.health().get("ready"):
                     return True
             except SemanticUnavailable:
                 pass
@@ -98,9 +98,12 @@ class RemoteSemanticIndex:
             except OSError as exc:  # e.g. a timeout: the connection's state is unknown
                 conn.close()
                 raise self._unavailable(f"the search service at {self.path} failed: {exc}") from None
-            with self._lock:
-                self._idle.append(conn)
             header, payload = frame
+            if str(header.get("error", "")).startswith("bad frame"):
+                conn.close()  # the service drops a connection whose framing it lost
+            else:
+                with self._lock:
+                    self._idle.append(conn)
             if not header.get("ok"):
                 raise self._unavailable(f"the search service could not answer: {header.get('error')}")
             self.model_id = header.get("model_id", self.model_id)

@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import socketserver
 import stat
 import sys
@@ -36,7 +37,7 @@ def answer(engine: SemanticIndex, request: dict[str, Any]) -> tuple[dict[str, An
     op = request.get("op", "lookup")
     if op == "health":
         return {"ok": True, "model_id": engine.model_id, "model_loaded": engine.loaded,
-                "version": engine.version}, b""  # fmt: skip
+                "ready": engine.ready, "version": engine.version}, b""  # fmt: skip
     if op != "lookup":
         return {"ok": False, "error": f"unknown op {op!r}"}, b""
     text, k = request.get("text"), request.get("k")
@@ -87,19 +88,20 @@ class _Connection(socketserver.BaseRequestHandler):
 
 class SearchServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
+    request_queue_size = socket.SOMAXCONN  # every API thread may reconnect at once after a restart
 
     def __init__(self, path: Path, engine: SemanticIndex) -> None:
+        self.path = path
+        self.engine = engine
+        self._bound = False
         private_directory(path.parent)
         self._lock_fd = _hold_service_lock(path)
         try:
-            if path.is_socket() or path.is_symlink():
-                path.unlink()  # left by a service that stopped without cleaning up (we hold the lock)
+            _remove_stale_socket(path)
             super().__init__(str(path), _Connection)
         except BaseException:
             os.close(self._lock_fd)
             raise
-        self.engine = engine
-        self.path = path
 
     def server_bind(self) -> None:
         old = os.umask(0o177)  # the socket is 0600 from the moment it exists
@@ -107,11 +109,26 @@ class SearchServer(socketserver.ThreadingUnixStreamServer):
             super().server_bind()
         finally:
             os.umask(old)
+        self._bound = True
 
     def server_close(self) -> None:
-        super().server_close()
-        self.path.unlink(missing_ok=True)
-        os.close(self._lock_fd)
+        super().server_close()  # also called by socketserver when binding failed: then nothing is ours
+        if self._bound:
+            self._bound = False
+            self.path.unlink(missing_ok=True)
+            os.close(self._lock_fd)
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """A socket (or a link) left by a service that stopped without cleaning up: ours to remove, since
+    we hold the lock. Anything else at that path is not touched."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not (stat.S_ISSOCK(mode) or stat.S_ISLNK(mode)):
+        raise RuntimeError(f"{path} exists and is not a socket; choose another path")
+    path.unlink()
 
 
 def _hold_service_lock(path: Path) -> int:
@@ -171,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         server = SearchServer(
-            path.expanduser().resolve(), build_engine(settings, max(1, args.threads), max(1, args.passes))
+            path.expanduser().absolute(), build_engine(settings, max(1, args.threads), max(1, args.passes))
         )
     except (RuntimeError, OSError) as exc:
         print(f"search service: {exc}", file=sys.stderr)
@@ -180,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    threading.Thread(target=engine.warm_up_quietly, daemon=True, name="warm-up").start()  # before serving
     threading.Thread(target=server.serve_forever, daemon=True, name="serve").start()
-    threading.Thread(target=engine.warm_up_quietly, daemon=True, name="warm-up").start()
     while not stop.wait(1.0):
         pass
     server.shutdown()

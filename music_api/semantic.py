@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import threading
 import time
 from pathlib import Path
@@ -49,12 +50,15 @@ class SemanticIndex:
         )
         self._index: Any = None
         self._version: int | None = None
-        self._checked = 0.0
+        self._checked = -math.inf  # monotonic time of the last check for a newer index version
+        self._index_checked = False  # the first check ended (an index, or none in the bucket, or an error)
+        self._load_attempted = False
 
     def embedder(self) -> Embedder:
         if self._embedder is not None:  # loaded once, never replaced: no lock on the hot path
             return self._embedder
         with self._model_lock:
+            self._load_attempted = True
             if self._embedder is None:
                 self._embedder = load_query_embedder(self.model, self.encoder_cache, threads=self.threads)
                 # A loaded model adds long-lived objects (torch's fallback ~500k); every full garbage
@@ -70,7 +74,13 @@ class SemanticIndex:
 
     @property
     def loading(self) -> bool:
-        return self._embedder is None and self._model_lock.locked()
+        """Until a first attempt to load the model (the warm-up's) has begun, and while one runs."""
+        return self._embedder is None and (not self._load_attempted or self._model_lock.locked())
+
+    @property
+    def ready(self) -> bool:
+        """The model is loaded and the bucket was checked once for an index (so queries use it)."""
+        return self.loaded and self._index_checked
 
     def warm_up(self) -> None:
         """Load the model and index ahead of the first query (run in a background thread)."""
@@ -88,8 +98,10 @@ class SemanticIndex:
         ``check_seconds``, by one thread; passes meanwhile go on with the index they have."""
         if time.monotonic() - self._checked < self.check_seconds:
             return self._index
-        if not self._refresh_lock.acquire(blocking=False):
-            return self._index  # another thread is checking or loading a new version
+        # Until the first check ends, passes wait for it (else each would fall back to pgvector); later
+        # they go on with the version they have while one thread checks or loads a newer one.
+        if not self._refresh_lock.acquire(blocking=not self._index_checked):
+            return self._index
         try:
             if time.monotonic() - self._checked < self.check_seconds:
                 return self._index
@@ -104,6 +116,7 @@ class SemanticIndex:
                 "could not refresh the vector index; keeping version %s", self._version, exc_info=True
             )
         finally:
+            self._index_checked = True
             self._refresh_lock.release()
         return self._index
 

@@ -66,18 +66,21 @@ def test_deeply_nested_json_is_a_protocol_error_not_a_crash() -> None:
 
 
 def test_a_loading_service_says_so_at_once(tmp_path: Path) -> None:
-    """While the model loads (a first start exports it for about a minute), lookups are answered "loading"
-    at once instead of holding the API's threads; health reports the model as not loaded."""
+    """Before the warm-up starts and while the model loads (a first start exports it for about a minute),
+    lookups are answered "loading" at once instead of holding the API's threads; health says not ready."""
     from music_api.search_service import answer
     from music_api.semantic import SemanticIndex
     from music_core.storage import ObjectStore
 
     engine = SemanticIndex(ObjectStore("127.0.0.1:1", "a", "b", bucket="x"), None, encoder_cache=tmp_path)
+    loading = {"ok": False, "error": "the search service is loading its model; try again shortly"}
+    assert answer(engine, {"op": "lookup", "text": "hello", "k": 3}) == (loading, b"")  # before the warm-up
     with engine._model_lock:  # as the warm-up thread holds it while loading
-        header, payload = answer(engine, {"op": "lookup", "text": "hello", "k": 3})
-        assert header == {"ok": False, "error": "the search service is loading its model; try again shortly"}
-        assert answer(engine, {"op": "health"})[0]["model_loaded"] is False
-    assert payload == b"" and not engine.loading
+        engine._load_attempted = True
+        assert answer(engine, {"op": "lookup", "text": "hello", "k": 3}) == (loading, b"")
+        health = answer(engine, {"op": "health"})[0]
+        assert health["model_loaded"] is False and health["ready"] is False
+    assert not engine.loading  # a failed attempt: lookups try to load it themselves
 
 
 def test_the_socket_directory_must_be_private(tmp_path: Path) -> None:
@@ -98,3 +101,35 @@ def test_the_socket_directory_must_be_private(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to(mine)
     with pytest.raises(RuntimeError, match="not a directory"):
         private_directory(tmp_path / "link")
+
+
+def test_the_service_leaves_what_is_not_a_socket_alone(tmp_path: Path) -> None:
+    """A regular file where the socket should be: a clear error and the file kept. A stale link is
+    replaced (its target kept); the socket is 0600 and takes a burst of connections."""
+    from music_api.search_service import SearchServer
+    from music_api.semantic import SemanticIndex
+    from music_core.storage import ObjectStore
+
+    engine = SemanticIndex(ObjectStore("127.0.0.1:1", "a", "b", bucket="x"), None, encoder_cache=tmp_path)
+    taken = tmp_path / "run" / "search.sock"
+    taken.parent.mkdir(mode=0o700)
+    taken.write_text("my notes")
+    with pytest.raises(RuntimeError, match="not a socket"):
+        SearchServer(taken, engine)
+    assert taken.read_text() == "my notes"
+    (tmp_path / "run" / "link.sock").symlink_to(taken)  # a link is replaced, its target left alone
+    server = SearchServer(tmp_path / "run" / "link.sock", engine)
+    try:
+        assert (tmp_path / "run" / "link.sock").is_socket() and taken.read_text() == "my notes"
+        assert stat.S_IMODE((tmp_path / "run" / "link.sock").stat().st_mode) == 0o600
+        # Every API thread may reconnect at once after a restart: 64 connects queue in the backlog
+        # (socketserver's default of 5 refused the 7th at once) even before one is accepted.
+        clients = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(64)]
+        for client in clients:
+            client.settimeout(1)
+            client.connect(str(tmp_path / "run" / "link.sock"))
+        for client in clients:
+            client.close()
+    finally:
+        server.server_close()
+    assert not (tmp_path / "run" / "link.sock").exists()
