@@ -30,7 +30,9 @@ class Lookup:
 class RemoteSemanticIndex:
     """Thread-safe: each call takes an idle connection (or opens one) and gives it back afterwards."""
 
-    def __init__(self, path: Path, *, timeout: float = 15.0, health_timeout: float = 2.0) -> None:
+    def __init__(
+        self, path: Path, *, timeout: float = 15.0, health_timeout: float = 2.0, log_failures: bool = True
+    ) -> None:
         # While the service loads its model it answers "loading" at once, so a lookup only waits for
         # passes: a busy service, not a starting one. /health must answer quickly whatever happens.
         self.path = path
@@ -41,6 +43,7 @@ class RemoteSemanticIndex:
         self._idle: list[socket.socket] = []
         self._lock = threading.Lock()
         self._last_warning = -60.0
+        self.log_failures = log_failures
 
     def lookup(self, text: str, k: int) -> Lookup:
         header, payload = self._call({"op": "lookup", "text": text, "k": k}, self.timeout)
@@ -114,7 +117,7 @@ class RemoteSemanticIndex:
     def _unavailable(self, message: str) -> SemanticUnavailable:
         """The error to raise; logged at most once a minute (an outage, not every search that met it)."""
         now = time.monotonic()
-        if now - self._last_warning >= 60:
+        if self.log_failures and now - self._last_warning >= 60:
             self._last_warning = now
             log.warning("%s (failures are logged at most once a minute)", message)
         return SemanticUnavailable(message)

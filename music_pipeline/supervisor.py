@@ -260,7 +260,9 @@ def run_until_stopped(settings: Settings, upload_demo: bool = True) -> int:
                 break
         if not _any_dead(children):
             print(_banner(settings, env, token, demo, logs), flush=True)
+        search = SearchReadiness(search_socket)
         while not _any_dead(children):
+            search.report_once_ready()
             time.sleep(1)
         dead = [c for c in children if c.proc.poll() is not None]
         for child in dead:
@@ -280,6 +282,32 @@ def run_until_stopped(settings: Settings, upload_demo: bool = True) -> int:
             child.stop()
         services.stop()
         print("stopped.", flush=True)
+
+
+class SearchReadiness:
+    """Says once that semantic search answers: until the search service has loaded its model (about a
+    minute on a first start, which exports the encoder) semantic searches get 503 "loading"."""
+
+    def __init__(self, socket: Path) -> None:
+        from music_api.search_client import RemoteSemanticIndex
+
+        self.client = RemoteSemanticIndex(socket, health_timeout=0.5, log_failures=False)  # it starts up
+        self.done = False
+        print("semantic search: the search service is loading its model...", flush=True)
+
+    def report_once_ready(self) -> None:
+        if self.done:
+            return
+        from music_api.search_client import SemanticUnavailable
+
+        try:
+            ready = bool(self.client.health().get("ready"))
+        except SemanticUnavailable:
+            return
+        if ready:
+            self.done = True
+            self.client.close()
+            print("semantic search is ready.", flush=True)
 
 
 def _end_stopped_runs(dagster_home: Path, service_env: dict[str, str]) -> None:

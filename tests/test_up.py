@@ -89,6 +89,8 @@ def test_up_processes_demo_and_stops_cleanly(tmp_path: Path) -> None:
         for item in page["items"]:
             assert item["stages"]["converted_audio"] == item["stages"]["transcription"] == "done", item
         # Semantic search goes through the search service `up` started for the API workers.
+        text = log.read_text()
+        assert text.index("music-analyzer is up") < text.index("semantic search is ready.")
         auth = {"Authorization": f"Bearer {token}"}
         found = httpx.get(f"{api}/search", params={"q": "ask not what your country can do", "mode": "semantic"},
                           headers=auth, timeout=60)  # fmt: skip
