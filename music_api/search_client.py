@@ -56,16 +56,20 @@ class RemoteSemanticIndex:
     def health(self) -> dict[str, Any]:
         return self._call({"op": "health"}, self.health_timeout)[0]
 
+    def ready(self) -> bool:
+        """The service answers and has loaded its model and looked for the index."""
+        try:
+            return bool(self.health().get("ready"))
+        except SemanticUnavailable:
+            return False
+
     def wait_until_loaded(self, timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
-        """True once the service has loaded its model and looked for the index; False after ``timeout``
-        or once ``alive()`` is false (e.g. the service's process exited)."""
+        """True once ``ready()``; False after ``timeout`` or once ``alive()`` is false (e.g. the
+        service's process exited)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and alive():
-            try:
-                if self.health().get("ready"):
-                    return True
-            except SemanticUnavailable:
-                pass
+            if self.ready():
+                return True
             time.sleep(0.2)
         return False
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from music_api.search_client import RemoteSemanticIndex
 from music_core.bucket_cors import put_bucket_cors
 from music_core.db.migrate import migrate
 from music_core.embedded import (
@@ -260,6 +261,7 @@ def run_until_stopped(settings: Settings, upload_demo: bool = True) -> int:
                 break
         if not _any_dead(children):
             print(_banner(settings, env, token, demo, logs), flush=True)
+            print("semantic search: the search service is loading its model...", flush=True)
         search = SearchReadiness(search_socket)
         while not _any_dead(children):
             search.report_once_ready()
@@ -289,22 +291,12 @@ class SearchReadiness:
     minute on a first start, which exports the encoder) semantic searches get 503 "loading"."""
 
     def __init__(self, socket: Path) -> None:
-        from music_api.search_client import RemoteSemanticIndex
-
-        self.client = RemoteSemanticIndex(socket, health_timeout=0.5, log_failures=False)  # it starts up
+        # Quiet: failing to connect while the service starts is expected, not worth a warning.
+        self.client = RemoteSemanticIndex(socket, health_timeout=0.5, log_failures=False)
         self.done = False
-        print("semantic search: the search service is loading its model...", flush=True)
 
     def report_once_ready(self) -> None:
-        if self.done:
-            return
-        from music_api.search_client import SemanticUnavailable
-
-        try:
-            ready = bool(self.client.health().get("ready"))
-        except SemanticUnavailable:
-            return
-        if ready:
+        if not self.done and self.client.ready():
             self.done = True
             self.client.close()
             print("semantic search is ready.", flush=True)
