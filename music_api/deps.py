@@ -16,11 +16,11 @@ from music_core.settings import Settings
 from music_core.storage import ObjectStore
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_pool(request: Request) -> ConnectionPool:
+async def get_pool(request: Request) -> ConnectionPool:
     return request.app.state.pool
 
 
@@ -62,7 +62,20 @@ async def get_conn(
                 )
 
 
-def get_store(request: Request) -> ObjectStore:
+def _fetch_one(pool: ConnectionPool, query: str, params: tuple[object, ...]) -> tuple | None:
+    with pool.connection() as conn:
+        return conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+
+
+async def fetch_one(request: Request, query: str, params: tuple[object, ...]) -> tuple | None:
+    """One row in a single worker-thread hop (``Conn`` costs three: taking, using and returning the
+    connection), for the hot read-only lookups such as every range request of a stream."""
+    pool = request.app.state.pool
+    async with _slots(request, pool):
+        return await run_in_threadpool(_fetch_one, pool, query, params)
+
+
+async def get_store(request: Request) -> ObjectStore:
     return request.app.state.store
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from psycopg_pool import ConnectionPool
 
 from music_api import observability
+from music_api.audio_cache import AudioCache
 from music_api.auth import CredentialStore, require_admin
 from music_api.cache import ResponseCache
 from music_api.ratelimit import RateLimiter
@@ -22,6 +24,8 @@ from music_api.term_stats import SearchStatisticsCache
 from music_core.settings import Settings
 from music_core.storage import ObjectStore, object_store
 
+log = logging.getLogger(__name__)
+
 
 def semantic_engine(settings: Settings, store: ObjectStore):  # noqa: ANN201 - SemanticIndex or remote
     """The search service's client when one is configured, else this worker's own encoder and index
@@ -31,6 +35,18 @@ def semantic_engine(settings: Settings, store: ObjectStore):  # noqa: ANN201 - S
     from music_api.semantic import SemanticIndex
 
     return SemanticIndex(store, settings.embedding_model, encoder_cache=settings.query_encoder_cache)
+
+
+def audio_cache(settings: Settings) -> AudioCache | None:
+    """The local copies of streamed audio; None (every range from the bucket) when turned off or when
+    the directory cannot be made."""
+    if not settings.stream_cache_bytes:
+        return None
+    try:
+        return AudioCache(settings.audio_cache_dir, settings.stream_cache_bytes)
+    except OSError as exc:
+        log.warning("audio cache off: %s cannot be created (%s)", settings.audio_cache_dir, exc.strerror)
+        return None
 
 
 def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> FastAPI:
@@ -59,12 +75,15 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
         app.state.redis = redis.Redis.from_url(
             settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
         )
+        app.state.audio_cache = audio_cache(settings)
         if warm_up:  # the first semantic query should not pay for loading torch and the model
             threading.Thread(target=app.state.semantic.warm_up_quietly, daemon=True, name="warm-up").start()
         try:
             yield
         finally:
             pool.close()
+            if app.state.audio_cache is not None:
+                app.state.audio_cache.close()
             app.state.redis.close()
             await app.state.rate_limiter.aclose()
             app.state.cache.close()

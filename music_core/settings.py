@@ -68,6 +68,14 @@ class Settings(BaseSettings):
         "the object store to the client directly (the S3 endpoint must be reachable by clients).",
     )
     stream_redirect_seconds: int = Field(300, ge=10, le=86_400, description="Lifetime of those URLs.")
+    stream_cache_dir: Path | None = Field(
+        None, description="Local copies of recently streamed audio (shared by the API workers); "
+        "empty = <data_dir>/cache/audio.",
+    )  # fmt: skip
+    stream_cache_bytes: int = Field(
+        2 * 1024**3, ge=0, description="Size limit of those copies (least recently used go first); 0 = no "
+        "copies, every range is read from the object store. Objects over a quarter of it are not copied.",
+    )  # fmt: skip
     api_users: list[str] = Field(
         default_factory=list, description='HTTP Basic users, JSON list of "name:reader|admin:scrypt-hash".'
     )
@@ -107,7 +115,7 @@ class Settings(BaseSettings):
     )
     search_socket: Path | None = Field(
         None,
-        description="Unix socket of the search service (`music-analyzer search-service`): every API worker "
+        description="Unix socket of the search service (`python -m music_api.search_service`): every API worker "
         "then shares its one query encoder and FAISS index; empty = each API worker loads its own.",
     )
     model_cache_dir: Path | None = Field(
@@ -170,6 +178,10 @@ class Settings(BaseSettings):
     @cached_property
     def data_path(self) -> Path:
         return self.data_dir.expanduser().resolve()
+
+    @property
+    def audio_cache_dir(self) -> Path:
+        return (self.stream_cache_dir or self.data_path / "cache" / "audio").expanduser().resolve()
 
     @property
     def query_encoder_cache(self) -> Path | None:

@@ -80,6 +80,7 @@ def services(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Ite
         for key, value in ep.as_env().items():
             mp.setenv(key, value)
         mp.setenv("MUSIC_MODEL_CACHE_DIR", str(model_cache))
+        mp.setenv("MUSIC_STREAM_CACHE_DIR", str(tmp_path_factory.mktemp("audio-cache")))  # not in the repo
         mp.setenv(
             "MUSIC_LYRICS_PROVIDERS", OFFLINE_PROVIDERS
         )  # tests never call lyrics sites on the internet

@@ -1,28 +1,35 @@
 """Audio streaming straight from the object store, with HTTP Range (RFC 9110): 206, multipart
-byteranges, 416, If-Range and HEAD. Only the requested bytes are fetched, in bounded chunks. With
-MUSIC_STREAM_REDIRECT the API answers with a 307 to a short-lived presigned URL instead."""
+byteranges, 416, If-Range and HEAD. Only the requested bytes are fetched, in bounded chunks; objects
+streamed before are read from the API's local copy (audio_cache.py). With MUSIC_STREAM_REDIRECT the API
+answers with a 307 to a short-lived presigned URL instead."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, BinaryIO
 from urllib.parse import quote
 
+import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from minio.error import S3Error
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
+from music_api.audio_cache import AudioCache, AudioCopy
 from music_api.auth import require_reader
-from music_api.deps import Conn, Store
+from music_api.deps import Store, fetch_one
 from music_api.routes.tracks import TrackId
 from music_core.http_range import ByteRange, RangeNotSatisfiable, parse_range
 from music_core.storage import ObjectStore
 
 router = APIRouter(tags=["streaming"], dependencies=[Depends(require_reader)])
 CHUNK = 1024 * 1024
+Body = Callable[[int, int], AsyncIterator[bytes]]  # (first byte, length) -> the bytes
 
 
 class Version(StrEnum):
@@ -36,13 +43,33 @@ def content_disposition(filename: str, disposition: str = "inline") -> str:
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def _body(store: ObjectStore, key: str, start: int, length: int) -> Iterator[bytes]:
-    return store.iter_chunks(key, CHUNK, offset=start, length=length)
+def _store_body(store: ObjectStore, key: str) -> Body:
+    def body(start: int, length: int) -> AsyncIterator[bytes]:
+        return iterate_in_threadpool(store.iter_chunks(key, CHUNK, offset=start, length=length))
+
+    return body
+
+
+def _copy_body(file: BinaryIO) -> Body:
+    """Reads of the local copy, each in a worker thread (a cold page-cache read must not stall the loop).
+    The file stays open for the response even if the cache evicts the copy meanwhile."""
+
+    async def body(start: int, length: int) -> AsyncIterator[bytes]:
+        end = start + length
+        while start < end:
+            chunk = await anyio.to_thread.run_sync(os.pread, file.fileno(), min(CHUNK, end - start), start)
+            if not chunk:
+                raise OSError("the cached copy is shorter than its recorded size")
+            yield chunk
+            start += len(chunk)
+
+    return body
 
 
 def _multipart(
-    store: ObjectStore, key: str, ranges: list[ByteRange], size: int, content_type: str, boundary: str
-) -> tuple[Iterator[bytes], int]:
+    body: Body, ranges: list[ByteRange], size: int, content_type: str
+) -> tuple[AsyncIterator[bytes], int, str]:
+    boundary = secrets.token_hex(12)
     heads = [
         f"\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: {r.content_range(size)}\r\n\r\n".encode()
         for r in ranges
@@ -50,28 +77,58 @@ def _multipart(
     tail = f"\r\n--{boundary}--\r\n".encode()
     length = sum(len(h) + r.length for h, r in zip(heads, ranges, strict=True)) + len(tail)
 
-    def body() -> Iterator[bytes]:
+    async def parts() -> AsyncIterator[bytes]:
         for head, r in zip(heads, ranges, strict=True):
             yield head
-            yield from _body(store, key, r.start, r.length)
+            async for chunk in body(r.start, r.length):
+                yield chunk
         yield tail
 
-    return body(), length
+    return parts(), length, f"multipart/byteranges; boundary={boundary}"
 
 
-def _one_request(
-    store: ObjectStore,
-    key: str,
-    range_header: str | None,
-    size: int,
-    headers: dict[str, str],
-    content_type: str,
-) -> Response | None:
+@dataclass(frozen=True)
+class AudioRequest:
+    """What the client asked for, and the response headers every answer carries."""
+
+    head: bool
+    range_header: str | None
+    if_range: str | None
+    headers: dict[str, str]
+    content_type: str
+
+    def respond(self, size: int, etag: str, body: Body) -> Response:
+        """The answer for a representation of ``size`` bytes: 200, 206 (one range or multipart), 416."""
+        headers = {**self.headers, "ETag": f'"{etag}"'}
+        range_header = self.range_header
+        if self.if_range is not None and self.if_range.strip() != headers["ETag"]:
+            range_header = None  # the client's copy is stale: send the whole current representation
+        try:
+            ranges = parse_range(range_header, size)
+        except RangeNotSatisfiable:
+            return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+        if ranges is None:
+            headers["Content-Length"] = str(size)
+            status, media, chunks = 200, self.content_type, (lambda: body(0, size))
+        elif len(ranges) == 1:
+            r = ranges[0]
+            headers |= {"Content-Range": r.content_range(size), "Content-Length": str(r.length)}
+            status, media, chunks = 206, self.content_type, (lambda: body(r.start, r.length))
+        else:
+            parts, length, media = _multipart(body, ranges, size, self.content_type)
+            headers["Content-Length"] = str(length)
+            status, chunks = 206, (lambda: parts)
+        if self.head:
+            return Response(status_code=status, headers=headers, media_type=media)
+        return StreamingResponse(chunks(), status_code=status, headers=headers, media_type=media)
+
+
+def _one_request(store: ObjectStore, key: str, size: int, wanted: AudioRequest) -> Response | None:
     """The common GET (whole object or one range, no If-Range) with a single object-store request: the
     range is resolved against the recorded size, and the object's own size and etag come back with its
     bytes. None when the general path must decide (several ranges, 416, a size that differs)."""
     try:
-        ranges = parse_range(range_header, size)
+        ranges = parse_range(wanted.range_header, size)
     except RangeNotSatisfiable:
         return None
     if ranges is not None and len(ranges) != 1:
@@ -87,17 +144,15 @@ def _one_request(
     if info.size != size:
         chunks.close()
         return None
-    headers = {**headers, "ETag": f'"{info.etag}"'}
+    headers = {**wanted.headers, "ETag": f'"{info.etag}"'}
     if r is None:
         headers["Content-Length"] = str(size)
-        return StreamingResponse(chunks, headers=headers, media_type=content_type)
+        return StreamingResponse(chunks, headers=headers, media_type=wanted.content_type)
     headers |= {"Content-Range": r.content_range(size), "Content-Length": str(r.length)}
-    return StreamingResponse(chunks, status_code=206, headers=headers, media_type=content_type)
+    return StreamingResponse(chunks, status_code=206, headers=headers, media_type=wanted.content_type)
 
 
-def _redirect(
-    store: ObjectStore, key: str, seconds: int, headers: dict[str, str], content_type: str
-) -> Response:
+def _redirect(store: ObjectStore, key: str, seconds: int, wanted: AudioRequest) -> Response:
     """307 to a presigned URL for this object (ranges and seeking then go to the object store)."""
     if store.stat(key) is None:
         raise HTTPException(404, "audio object is missing from the bucket")
@@ -105,76 +160,86 @@ def _redirect(
         key,
         dt.timedelta(seconds=seconds),
         {
-            "response-content-type": content_type,
-            "response-content-disposition": headers["Content-Disposition"],
+            "response-content-type": wanted.content_type,
+            "response-content-disposition": wanted.headers["Content-Disposition"],
         },
     )
     return RedirectResponse(url, status_code=307, headers={"Cache-Control": "private, no-store"})
 
 
-@router.head("/tracks/{track_id}/audio", summary="Headers of the audio stream", operation_id="head_audio")
-@router.get("/tracks/{track_id}/audio", summary="Stream audio (seekable)", operation_id="stream_audio")
-def stream_audio(
-    request: Request,
-    conn: Conn,
-    store: Store,
-    track_id: TrackId,
-    version: Annotated[Version, Query()] = Version.original,
+def _from_copy(copy: AudioCopy, wanted: AudioRequest) -> Response | None:
+    try:
+        file = copy.path.open("rb", buffering=0)  # closed with the response (or when dropped)
+    except FileNotFoundError:
+        return None  # evicted since it was checked
+    response = wanted.respond(copy.size, copy.etag, _copy_body(file))
+    if wanted.head:
+        file.close()
+    return response
+
+
+def _from_store(
+    store: ObjectStore, cache: AudioCache | None, key: str, recorded_size: int | None, wanted: AudioRequest
 ) -> Response:
-    row = conn.execute(
-        "SELECT storage_path, converted_path, content_type, original_filename, file_size, converted_size"
-        " FROM music_files WHERE id = %s",
-        (track_id,),
-    ).fetchone()
-    if row is None:
-        raise HTTPException(404, "no such track")
-    key = row[0] if version is Version.original else row[1]
-    if key is None:
-        raise HTTPException(404, "this track has no converted audio yet")
-    content_type = "audio/flac" if version is Version.converted else (row[2] or "application/octet-stream")
-    name = row[3].rsplit("/", 1)[-1]
-    if version is Version.converted:
-        name = name.rsplit(".", 1)[0] + ".16k.flac"
-    headers = {"Accept-Ranges": "bytes", "Content-Disposition": content_disposition(name)}
-    settings = request.app.state.settings
-    if settings.stream_redirect:
-        return _redirect(store, key, settings.stream_redirect_seconds, headers, content_type)
-    range_header = request.headers.get("range")
-    if_range = request.headers.get("if-range")
-    recorded_size = row[4] if version is Version.original else row[5]
-    if request.method == "GET" and if_range is None and recorded_size is not None:
-        fast = _one_request(store, key, range_header, recorded_size, headers, content_type)
+    """Runs in a worker thread: every call here talks to the object store."""
+    cacheable = cache is not None and recorded_size is not None and cache.eligible(recorded_size)
+    if not cacheable and not wanted.head and wanted.if_range is None and recorded_size is not None:
+        fast = _one_request(store, key, recorded_size, wanted)
         if fast is not None:
             return fast
     info = store.stat(key)
     if info is None:
         raise HTTPException(404, "audio object is missing from the bucket")
-    etag = f'"{info.etag}"'
-    headers["ETag"] = etag
-    if if_range is not None and if_range.strip() != etag:
-        range_header = None  # the client's copy is stale: send the whole current representation
-    try:
-        ranges = parse_range(range_header, info.size)
-    except RangeNotSatisfiable:
-        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{info.size}"})
-    head = request.method == "HEAD"
-    if ranges is None:
-        headers["Content-Length"] = str(info.size)
-        if head:
-            return Response(status_code=200, headers=headers, media_type=content_type)
-        return StreamingResponse(_body(store, key, 0, info.size), headers=headers, media_type=content_type)
-    if len(ranges) == 1:
-        r = ranges[0]
-        headers |= {"Content-Range": r.content_range(info.size), "Content-Length": str(r.length)}
-        if head:
-            return Response(status_code=206, headers=headers, media_type=content_type)
-        return StreamingResponse(
-            _body(store, key, r.start, r.length), status_code=206, headers=headers, media_type=content_type
-        )
-    boundary = secrets.token_hex(12)
-    body, length = _multipart(store, key, ranges, info.size, content_type, boundary)
-    headers["Content-Length"] = str(length)
-    media = f"multipart/byteranges; boundary={boundary}"
-    if head:
-        return Response(status_code=206, headers=headers, media_type=media)
-    return StreamingResponse(body, status_code=206, headers=headers, media_type=media)
+    if cache is not None:
+        copy = cache.revalidate(key, info.size, info.etag)
+        if copy is not None:
+            response = _from_copy(copy, wanted)
+            if response is not None:
+                return response
+        if not wanted.head:
+            cache.schedule_fill(store, key, info.size)
+    return wanted.respond(info.size, info.etag, _store_body(store, key))
+
+
+TRACK_AUDIO = (
+    "SELECT storage_path, converted_path, content_type, original_filename, file_size, converted_size"
+    " FROM music_files WHERE id = %s"
+)
+
+
+@router.head("/tracks/{track_id}/audio", summary="Headers of the audio stream", operation_id="head_audio")
+@router.get("/tracks/{track_id}/audio", summary="Stream audio (seekable)", operation_id="stream_audio")
+async def stream_audio(
+    request: Request,
+    store: Store,
+    track_id: TrackId,
+    version: Annotated[Version, Query()] = Version.original,
+) -> Response:
+    row = await fetch_one(request, TRACK_AUDIO, (track_id,))
+    if row is None:
+        raise HTTPException(404, "no such track")
+    key = row[0] if version is Version.original else row[1]
+    if key is None:
+        raise HTTPException(404, "this track has no converted audio yet")
+    name = row[3].rsplit("/", 1)[-1]
+    if version is Version.converted:
+        name = name.rsplit(".", 1)[0] + ".16k.flac"
+    wanted = AudioRequest(
+        head=request.method == "HEAD",
+        range_header=request.headers.get("range"),
+        if_range=request.headers.get("if-range"),
+        headers={"Accept-Ranges": "bytes", "Content-Disposition": content_disposition(name)},
+        content_type="audio/flac" if version is Version.converted else (row[2] or "application/octet-stream"),
+    )
+    settings = request.app.state.settings
+    if settings.stream_redirect:
+        return await run_in_threadpool(_redirect, store, key, settings.stream_redirect_seconds, wanted)
+    cache: AudioCache | None = request.app.state.audio_cache
+    copy = cache.fresh(key) if cache is not None else None
+    if copy is not None:
+        response = _from_copy(copy, wanted)
+        if response is not None:
+            return response
+        cache.forget(key)  # type: ignore[union-attr]
+    recorded_size = row[4] if version is Version.original else row[5]
+    return await run_in_threadpool(_from_store, store, cache, key, recorded_size, wanted)

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 
 from music_api.auth import Principal, require_reader
-from music_api.deps import Conn, Store
+from music_api.deps import Store
 from music_api.routes.stream import Version, stream_audio
 from music_api.routes.tracks import TrackId
 from music_api.signed_urls import UrlSigner
@@ -95,9 +95,8 @@ def audio_url(request: Request, track_id: TrackId, version: Version = Version.or
 @router.get(
     "/stream/{track_id}", summary="Audio through a signed URL (seekable)", operation_id="signed_audio"
 )
-def signed_audio(
+async def signed_audio(
     request: Request,
-    conn: Conn,
     store: Store,
     track_id: TrackId,
     expires: Annotated[int, Query(ge=0, le=2**40)],
@@ -107,4 +106,4 @@ def signed_audio(
     signer: UrlSigner = request.app.state.url_signer
     if not signer.verify(track_id, version.value, expires, signature):
         raise HTTPException(403, "this audio link is invalid or has expired")
-    return stream_audio(request, conn, store, track_id, version)
+    return await stream_audio(request, store, track_id, version)
