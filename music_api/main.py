@@ -16,6 +16,7 @@ from music_api import observability
 from music_api.audio_cache import AudioCache
 from music_api.auth import CredentialStore, require_admin
 from music_api.cache import ResponseCache
+from music_api.generation_cache import GenerationCache
 from music_api.ratelimit import RateLimiter
 from music_api.routes import config, docs, export, health, search, storage, stream, tracks, uploads, web
 from music_api.search_client import RemoteSemanticIndex
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Fas
     app.state.store = object_store(settings)
     app.state.semantic = semantic_engine(settings, app.state.store)
     app.state.search_stats = SearchStatisticsCache()
+    app.state.audio_rows = GenerationCache()
     observability.install(app)
     if settings.cors_origins:
         app.add_middleware(

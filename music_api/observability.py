@@ -15,6 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from music_core.cache_generation import GENERATION_KEY
+
 log = logging.getLogger("music_api.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 SECURITY_HEADERS = {
@@ -75,11 +77,12 @@ class Observe:
                     headers.setdefault(name, value)
             await send(message)
 
-        retry = (
-            None
+        retry, generation = (
+            (None, None)
             if request.url.path == "/health"
-            else await request.app.state.rate_limiter.ahit("ip", client or "unknown")
+            else await request.app.state.rate_limiter.ahit_reading("ip", client or "unknown", GENERATION_KEY)
         )
+        request.state.generation = generation  # the pipeline's write generation (generation_cache.py)
         try:
             if retry is not None:
                 refusal = JSONResponse(

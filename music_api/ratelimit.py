@@ -1,12 +1,22 @@
 """Fixed-window rate limits in Redis, shared by every API worker. Per client IP (every request,
 failed logins included) and per authenticated principal. If Redis is unreachable the API keeps
-answering without limits, and stops asking Redis for a few seconds (no added latency per request)."""
+answering without limits, and stops asking Redis for a few seconds (no added latency per request).
+
+Each worker counts its own requests at once and adds them to the shared Redis counter at most every
+``sync_seconds`` (0.1 s) per client; in between it judges by the shared count of the last sync plus its
+own requests since. A worker's own requests are never missed, and another worker's are seen at most
+``sync_seconds`` late, so a client spread over W workers can get at most the requests it sends in
+W x 0.1 s past its limit. Per request that saves one or two Redis round trips: a fifth of the API's CPU
+per seek of an audio stream (``make bench-stream``). The same round trip reads the pipeline's write
+generation for the caches (generation_cache.py), which is then at most ``sync_seconds`` old."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis
 import redis.asyncio as aredis
@@ -16,50 +26,98 @@ WINDOW = 60
 BREAKER_SECONDS = 5.0
 
 
+@dataclass
+class _Count:
+    window: int
+    shared: int = 0  # every worker's requests in this window, as of the last sync
+    in_flight: int = 0  # this worker's requests being added right now
+    pending: int = 0  # this worker's requests since then
+    synced: float = -math.inf
+
+    def total(self) -> int:
+        return self.shared + self.in_flight + self.pending
+
+
 class RateLimiter:
-    def __init__(self, url: str, per_minute: int) -> None:
+    def __init__(
+        self,
+        url: str,
+        per_minute: int,
+        *,
+        sync_seconds: float = 0.1,
+        remembered: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.per_minute = per_minute
-        self._sync = redis.Redis.from_url(url, socket_timeout=0.3, socket_connect_timeout=0.3)
-        self._async = aredis.Redis.from_url(url, socket_timeout=0.3, socket_connect_timeout=0.3)
-        self._open_until = 0.0
-
-    @staticmethod
-    def _key(scope: str, ident: str, now: float) -> tuple[str, float]:
-        window = math.floor(now / WINDOW)
-        return f"rl:{scope}:{ident}:{window}", (window + 1) * WINDOW - now
-
-    def _verdict(self, count: int, remaining: float) -> int | None:
-        return max(1, math.ceil(remaining)) if count > self.per_minute else None
+        self._redis = aredis.Redis.from_url(url, socket_timeout=0.3, socket_connect_timeout=0.3)
+        self._sync_seconds, self._remembered = sync_seconds, remembered
+        self._clock, self._wall_clock = clock, wall_clock
+        self._counts: dict[tuple[str, str], _Count] = {}
+        self._read_at: dict[str, float] = {}
+        self._values: dict[str, bytes] = {}
+        self._open_until = -math.inf
 
     def _trip(self) -> None:
-        self._open_until = time.monotonic() + BREAKER_SECONDS
+        self._open_until = self._clock() + BREAKER_SECONDS
+        self._read_at.clear()
+        self._values.clear()
         log.warning("rate limiting paused: Redis is unreachable")
 
-    def hit(self, scope: str, ident: str) -> int | None:
-        """Count one request; the Retry-After seconds when over the limit, else None."""
-        if time.monotonic() < self._open_until:
-            return None
-        key, remaining = self._key(scope, ident, time.time())
-        try:
-            pipe = self._sync.pipeline()
-            count = pipe.incr(key).expire(key, WINDOW + 1).execute()[0]
-        except redis.RedisError:
-            self._trip()
-            return None
-        return self._verdict(int(count), remaining)
+    def _count(self, scope: str, ident: str, window: int) -> _Count:
+        count = self._counts.get((scope, ident))
+        if count is None or count.window != window:
+            if len(self._counts) >= self._remembered:  # forget the clients of past windows
+                self._counts = {k: c for k, c in self._counts.items() if c.window == window}
+            count = self._counts[(scope, ident)] = _Count(window)
+        return count
 
     async def ahit(self, scope: str, ident: str) -> int | None:
-        if time.monotonic() < self._open_until:
-            return None
-        key, remaining = self._key(scope, ident, time.time())
+        """Count one request; the Retry-After seconds when over the limit, else None."""
+        return (await self.ahit_reading(scope, ident, None))[0]
+
+    async def ahit_reading(self, scope: str, ident: str, read: str | None) -> tuple[int | None, bytes | None]:
+        """``ahit``, and the value of the key ``read`` (the pipeline's write generation, for the caches)
+        as of at most ``sync_seconds`` ago: b"" when the key is absent, None when Redis is unreachable."""
+        now = self._clock()
+        if now < self._open_until:
+            return None, None
+        wall = self._wall_clock()
+        window = math.floor(wall / WINDOW)
+        count = self._count(scope, ident, window)
+        count.pending += 1
+        read_due = read is not None and now - self._read_at.get(read, -math.inf) >= self._sync_seconds
+        if (now - count.synced >= self._sync_seconds or read_due) and not await self._sync(
+            scope, ident, count, read if read_due else None, now
+        ):
+            return None, None
+        retry = max(1, math.ceil((window + 1) * WINDOW - wall)) if count.total() > self.per_minute else None
+        return retry, self._values.get(read) if read is not None else None
+
+    async def _sync(self, scope: str, ident: str, count: _Count, read: str | None, now: float) -> bool:
+        """Add this worker's pending requests to the shared counter and take its new total (and read
+        ``read``) in one round trip. False when Redis is unreachable. The times are set before the
+        round trip, so the requests that arrive meanwhile do not start syncs of their own."""
+        key = f"rl:{scope}:{ident}:{count.window}"
+        sent, count.pending, count.synced = count.pending, 0, now
+        count.in_flight += sent
+        if read is not None:
+            self._read_at[read] = now
         try:
-            pipe = self._async.pipeline()
-            count = (await pipe.incr(key).expire(key, WINDOW + 1).execute())[0]
+            pipe = self._redis.pipeline()
+            pipe.incrby(key, sent).expire(key, WINDOW + 1)
+            if read is not None:
+                pipe.get(read)
+            results = await pipe.execute()
         except redis.RedisError:
+            count.in_flight -= sent
             self._trip()
-            return None
-        return self._verdict(int(count), remaining)
+            return False
+        count.in_flight -= sent
+        count.shared = max(count.shared, int(results[0]) - count.in_flight)
+        if read is not None:
+            self._values[read] = results[2] or b""
+        return True
 
     async def aclose(self) -> None:
-        self._sync.close()
-        await self._async.aclose()
+        await self._redis.aclose()

@@ -23,9 +23,10 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from music_api.audio_cache import AudioCache, AudioCopy
 from music_api.auth import require_reader
 from music_api.deps import Store, fetch_one
+from music_api.generation_cache import GenerationCache
 from music_api.routes.tracks import TrackId
 from music_core.http_range import ByteRange, RangeNotSatisfiable, parse_range
-from music_core.storage import ObjectStore
+from music_core.storage import ObjectInfo, ObjectStore
 
 router = APIRouter(tags=["streaming"], dependencies=[Depends(require_reader)])
 CHUNK = 1024 * 1024
@@ -97,8 +98,8 @@ class AudioRequest:
     headers: dict[str, str]
     content_type: str
 
-    def respond(self, size: int, etag: str, body: Body) -> Response:
-        """The answer for a representation of ``size`` bytes: 200, 206 (one range or multipart), 416."""
+    def plan(self, size: int, etag: str) -> Answer:
+        """Status, headers and byte ranges of the answer for a representation of ``size`` bytes."""
         headers = {**self.headers, "ETag": f'"{etag}"'}
         range_header = self.range_header
         if self.if_range is not None and self.if_range.strip() != headers["ETag"]:
@@ -106,21 +107,52 @@ class AudioRequest:
         try:
             ranges = parse_range(range_header, size)
         except RangeNotSatisfiable:
-            return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+            return Answer(416, {**headers, "Content-Range": f"bytes */{size}"}, self.content_type, [], size)
         if ranges is None:
             headers["Content-Length"] = str(size)
-            status, media, chunks = 200, self.content_type, (lambda: body(0, size))
-        elif len(ranges) == 1:
+            spans = [ByteRange(0, size - 1)] if size else []
+            return Answer(200, headers, self.content_type, spans, size)
+        if len(ranges) == 1:
             r = ranges[0]
             headers |= {"Content-Range": r.content_range(size), "Content-Length": str(r.length)}
-            status, media, chunks = 206, self.content_type, (lambda: body(r.start, r.length))
-        else:
-            parts, length, media = _multipart(body, ranges, size, self.content_type)
+        return Answer(206, headers, self.content_type, ranges, size)
+
+    def respond(self, size: int, etag: str, body: Body) -> Response:
+        """200, 206 (one range or multipart) or 416, the bytes streamed from ``body``."""
+        answer = self.plan(size, etag)
+        if answer.status == 416:
+            return Response(status_code=416, headers=answer.headers)
+        media, headers = answer.media, answer.headers
+        if len(answer.ranges) > 1:
+            chunks, length, media = _multipart(body, answer.ranges, size, self.content_type)
             headers["Content-Length"] = str(length)
-            status, chunks = 206, (lambda: parts)
+        elif answer.ranges:
+            chunks = body(answer.ranges[0].start, answer.ranges[0].length)
+        else:
+            chunks = _nothing()
         if self.head:
-            return Response(status_code=status, headers=headers, media_type=media)
-        return StreamingResponse(chunks(), status_code=status, headers=headers, media_type=media)
+            return Response(status_code=answer.status, headers=headers, media_type=media)
+        return StreamingResponse(chunks, status_code=answer.status, headers=headers, media_type=media)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    media: str
+    ranges: list[ByteRange]
+    size: int
+
+    def one_small_range(self) -> ByteRange | None:
+        """The bytes of a 200/206 that fit in one read, else None (multipart, large, empty, 416)."""
+        if self.status != 416 and len(self.ranges) == 1 and self.ranges[0].length <= CHUNK:
+            return self.ranges[0]
+        return None
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""  # an empty async generator
 
 
 def _one_request(store: ObjectStore, key: str, size: int, wanted: AudioRequest) -> Response | None:
@@ -167,37 +199,65 @@ def _redirect(store: ObjectStore, key: str, seconds: int, wanted: AudioRequest) 
     return RedirectResponse(url, status_code=307, headers={"Cache-Control": "private, no-store"})
 
 
-def _from_copy(copy: AudioCopy, wanted: AudioRequest) -> Response | None:
+async def _from_copy(copy: AudioCopy, wanted: AudioRequest) -> Response | None:
+    """The answer from the local copy; None when the copy has gone (evicted since it was checked) or is
+    shorter than it should be. One small range (a seek) is read at once and sent as one body."""
     try:
         file = copy.path.open("rb", buffering=0)  # closed with the response (or when dropped)
     except FileNotFoundError:
-        return None  # evicted since it was checked
-    response = wanted.respond(copy.size, copy.etag, _copy_body(file))
-    if wanted.head:
-        file.close()
-    return response
+        return None
+    answer = wanted.plan(copy.size, copy.etag)
+    small = None if wanted.head else answer.one_small_range()
+    if small is None:
+        response = wanted.respond(copy.size, copy.etag, _copy_body(file))
+        if wanted.head:
+            file.close()
+        return response
+    with file:
+        data = await anyio.to_thread.run_sync(os.pread, file.fileno(), small.length, small.start)
+    if len(data) != small.length:
+        return None
+    return Response(data, status_code=answer.status, headers=answer.headers, media_type=answer.media)
 
 
-def _from_store(
-    store: ObjectStore, cache: AudioCache | None, key: str, recorded_size: int | None, wanted: AudioRequest
-) -> Response:
-    """Runs in a worker thread: every call here talks to the object store."""
-    cacheable = cache is not None and recorded_size is not None and cache.eligible(recorded_size)
-    if not cacheable and not wanted.head and wanted.if_range is None and recorded_size is not None:
+def _from_store(store: ObjectStore, key: str, recorded_size: int | None, wanted: AudioRequest) -> Response:
+    """Without local copies; runs in a worker thread (every call here talks to the object store)."""
+    if not wanted.head and wanted.if_range is None and recorded_size is not None:
         fast = _one_request(store, key, recorded_size, wanted)
         if fast is not None:
             return fast
+    info = _stat(store, key)
+    return wanted.respond(info.size, info.etag, _store_body(store, key))
+
+
+def _stat(store: ObjectStore, key: str) -> ObjectInfo:
     info = store.stat(key)
     if info is None:
         raise HTTPException(404, "audio object is missing from the bucket")
-    if cache is not None:
-        copy = cache.revalidate(key, info.size, info.etag)
-        if copy is not None:
-            response = _from_copy(copy, wanted)
-            if response is not None:
-                return response
-        if not wanted.head:
-            cache.schedule_fill(store, key, info.size)
+    return info
+
+
+def _stat_and_copy(store: ObjectStore, cache: AudioCache, key: str) -> tuple[ObjectInfo, AudioCopy | None]:
+    info = _stat(store, key)
+    return info, cache.revalidate(key, info.size, info.etag)
+
+
+async def _with_copies(store: ObjectStore, cache: AudioCache, key: str, wanted: AudioRequest) -> Response:
+    """From the local copy when there is one for the current version of the object (checked against
+    the bucket at most once per revalidation period); else from the bucket, and a copy is made."""
+    info = None
+    copy = cache.fresh(key)
+    if copy is None:
+        info, copy = await run_in_threadpool(_stat_and_copy, store, cache, key)
+    if copy is not None:
+        response = await _from_copy(copy, wanted)
+        if response is not None:
+            return response
+        cache.forget(key)
+    if info is None:
+        info = await run_in_threadpool(_stat, store, key)
+    if not wanted.head:
+        cache.schedule_fill(store, key, info.size)
     return wanted.respond(info.size, info.etag, _store_body(store, key))
 
 
@@ -205,6 +265,19 @@ TRACK_AUDIO = (
     "SELECT storage_path, converted_path, content_type, original_filename, file_size, converted_size"
     " FROM music_files WHERE id = %s"
 )
+
+
+async def _audio_row(request: Request, track_id: str) -> tuple | None:
+    """The track's audio columns; a seek repeats the lookup, so found rows are kept until the pipeline
+    next writes (generation_cache.py)."""
+    generation = getattr(request.state, "generation", None)
+    rows: GenerationCache[tuple] = request.app.state.audio_rows
+    row = rows.get(generation, track_id)
+    if row is None:
+        row = await fetch_one(request, TRACK_AUDIO, (track_id,))
+        if row is not None:
+            rows.put(generation, track_id, row)
+    return row
 
 
 @router.head("/tracks/{track_id}/audio", summary="Headers of the audio stream", operation_id="head_audio")
@@ -215,7 +288,7 @@ async def stream_audio(
     track_id: TrackId,
     version: Annotated[Version, Query()] = Version.original,
 ) -> Response:
-    row = await fetch_one(request, TRACK_AUDIO, (track_id,))
+    row = await _audio_row(request, track_id)
     if row is None:
         raise HTTPException(404, "no such track")
     key = row[0] if version is Version.original else row[1]
@@ -235,11 +308,7 @@ async def stream_audio(
     if settings.stream_redirect:
         return await run_in_threadpool(_redirect, store, key, settings.stream_redirect_seconds, wanted)
     cache: AudioCache | None = request.app.state.audio_cache
-    copy = cache.fresh(key) if cache is not None else None
-    if copy is not None:
-        response = _from_copy(copy, wanted)
-        if response is not None:
-            return response
-        cache.forget(key)  # type: ignore[union-attr]
     recorded_size = row[4] if version is Version.original else row[5]
-    return await run_in_threadpool(_from_store, store, cache, key, recorded_size, wanted)
+    if cache is not None and recorded_size is not None and cache.eligible(recorded_size):
+        return await _with_copies(store, cache, key, wanted)
+    return await run_in_threadpool(_from_store, store, key, recorded_size, wanted)
