@@ -1,5 +1,6 @@
 """Streaming's single-request path (the object's size and etag taken from the GET itself) and its
-fallbacks: a recorded size that differs from the object, and an object missing from the bucket."""
+fallbacks: a recorded size that differs from the object, and an object missing from the bucket. The
+path serves objects that get no local copy (copies off here; tests/test_audio_copies.py has them)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def track(store: ObjectStore, db_url: str, tmp_path: Path) -> tuple[str, bytes]:
 @pytest.fixture
 def client(services: ServiceEndpoints, store: ObjectStore) -> TestClient:
     flush_cache(services)
-    with TestClient(create_app(api_settings(services, store.bucket), warm_up=False)) as c:
+    settings = api_settings(services, store.bucket, stream_cache_bytes=0)
+    with TestClient(create_app(settings, warm_up=False)) as c:
         yield c  # type: ignore[misc]
 
 

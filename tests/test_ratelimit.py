@@ -1,0 +1,115 @@
+"""The rate limiter's per-worker counting with syncs to the shared Redis counter (real Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import redis
+
+from music_api.ratelimit import RateLimiter
+from music_core.embedded import ServiceEndpoints
+
+WALL = 1_000_000 * 60 + 10.0  # ten seconds into a window: 50 s are left
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _limiter(url: str, clock: Clock, per_minute: int = 10) -> RateLimiter:
+    return RateLimiter(url, per_minute, sync_seconds=0.1, clock=clock, wall_clock=lambda: WALL)
+
+
+async def _hits(limiter: RateLimiter, ident: str, n: int) -> list[int | None]:
+    return [await limiter.ahit("ip", ident) for _ in range(n)]
+
+
+def test_workers_share_the_count_at_their_next_sync(services: ServiceEndpoints) -> None:
+    clock, ident = Clock(), uuid.uuid4().hex
+    first, second = _limiter(services.redis_url, clock), _limiter(services.redis_url, clock)
+
+    async def go() -> None:
+        assert await _hits(first, ident, 6) == [None] * 6  # one sync, then counted locally
+        clock.now = 0.2
+        assert await _hits(first, ident, 1) == [None]  # syncs: the shared counter holds all 7
+        assert await _hits(second, ident, 3) == [None] * 3  # its first request syncs and sees 8
+        assert await _hits(second, ident, 1) == [50]  # 11 > 10: refused for the rest of the window
+        assert await _hits(first, ident, 1) == [None]  # 8 as far as it knows: the other's 3 are not synced
+        clock.now = 0.4
+        assert await _hits(second, ident, 1) == [50]  # syncs its 4 (refused requests count too): 12 in all
+        assert await _hits(first, ident, 1) == [50]  # syncs its 2 and learns of all 14
+        await first.aclose()
+        await second.aclose()
+
+    asyncio.run(go())
+    count = redis.Redis.from_url(services.redis_url).get(f"rl:ip:{ident}:{int(WALL // 60)}")
+    assert count is not None and int(count) == 14
+
+
+def test_concurrent_requests_are_all_counted(services: ServiceEndpoints) -> None:
+    clock, ident = Clock(), uuid.uuid4().hex
+    limiter = _limiter(services.redis_url, clock, per_minute=1000)
+
+    async def go() -> None:
+        await asyncio.gather(*[limiter.ahit("ip", ident) for _ in range(50)])
+        clock.now = 1.0
+        await limiter.ahit("ip", ident)
+        await limiter.aclose()
+
+    asyncio.run(go())
+    assert int(redis.Redis.from_url(services.redis_url).get(f"rl:ip:{ident}:{int(WALL // 60)}") or 0) == 51
+
+
+def test_the_generation_is_read_with_the_count_and_at_most_one_sync_period_old(
+    services: ServiceEndpoints,
+) -> None:
+    clock, ident, key = Clock(), uuid.uuid4().hex, f"gen-{uuid.uuid4().hex}"
+    limiter = _limiter(services.redis_url, clock, per_minute=1000)
+    client = redis.Redis.from_url(services.redis_url)
+
+    async def read() -> bytes | None:
+        return (await limiter.ahit_reading("ip", ident, key))[1]
+
+    async def go() -> list[bytes | None]:
+        seen = [await read()]  # absent
+        client.set(key, b"7")
+        seen.append(await read())  # still the value of this sync period
+        clock.now = 0.1
+        seen.append(await read())
+        await limiter.aclose()
+        return seen
+
+    assert asyncio.run(go()) == [b"", b"", b"7"]
+
+
+def test_without_redis_nothing_is_limited_and_redis_is_left_alone_for_a_while() -> None:
+    clock = Clock()
+    limiter = RateLimiter("redis://127.0.0.1:1/0", 1, clock=clock, wall_clock=lambda: WALL)
+
+    async def go() -> list[tuple[int | None, bytes | None]]:
+        answers = [await limiter.ahit_reading("ip", "x", "gen") for _ in range(5)]
+        await limiter.aclose()
+        return answers
+
+    assert asyncio.run(go()) == [(None, None)] * 5
+    assert limiter._open_until == 5.0  # tripped once, at the first request
+
+
+def test_counts_of_past_windows_are_forgotten(services: ServiceEndpoints) -> None:
+    clock, wall = Clock(), [WALL]
+    limiter = RateLimiter(services.redis_url, 100, remembered=3, clock=clock, wall_clock=lambda: wall[0])
+
+    async def go() -> int:
+        for n in range(3):
+            await limiter.ahit("ip", f"old-{n}")
+        wall[0] += 60  # the next window
+        await limiter.ahit("ip", "new")
+        await limiter.aclose()
+        return len(limiter._counts)
+
+    assert asyncio.run(go()) == 1
