@@ -18,8 +18,8 @@ COPY deploy ./deploy
 COPY demo ./demo
 RUN pip install -e . && mkdir -p "$DAGSTER_HOME" && cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 
-# /run/music (the search service's socket) and /models (the ONNX query encoder) are volume mount
+# /run/music (the search service's socket), /models (the ONNX query encoder) and /cache (the API's audio copies) are volume mount
 # points: a new named volume takes the owner of the image's directory, so they must belong to music.
 RUN useradd --create-home --uid 10001 music && chown -R music "$DAGSTER_HOME" \
-    && mkdir -p /run/music /models && chown music /run/music /models
+    && mkdir -p /run/music /models /cache && chown music /run/music /models /cache
 USER music

@@ -79,5 +79,8 @@ async def get_store(request: Request) -> ObjectStore:
     return request.app.state.store
 
 
-Conn = Annotated[Connection, Depends(get_conn)]
+# "function" scope: the transaction commits and the connection goes back to the pool when the route
+# returns, before the response is sent. With FastAPI's default ("request") a client could read before
+# its own write had committed, and a streamed export held a connection for as long as it streamed.
+Conn = Annotated[Connection, Depends(get_conn, scope="function")]
 Store = Annotated[ObjectStore, Depends(get_store)]

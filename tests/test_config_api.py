@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -79,3 +80,34 @@ def test_without_a_secret_key_storing_is_refused_clearly(
         r = c.put("/config/provider-keys/brave", json={"key": "brave-key-123"}, headers=AUTH)
     assert r.status_code == 409 and "MUSIC_SECRET_KEY" in r.json()["detail"]
     assert "brave-key-123" not in r.text
+
+
+def test_a_write_is_committed_before_its_response_is_sent(
+    services: ServiceEndpoints, store: ObjectStore, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real uvicorn: with the connection released after the response (FastAPI's default scope for a
+    dependency with yield), a client's next read could miss its own write. A slow commit makes the
+    race certain: the row must be there as soon as the response is."""
+    import httpx
+    import psycopg
+
+    from tests.test_web import LiveServer
+
+    flush_cache(services)
+    commit = psycopg.Connection.commit
+
+    def slow_commit(self: psycopg.Connection) -> None:
+        time.sleep(0.5)
+        commit(self)
+
+    settings = api_settings(services, store.bucket, secret_key="a-long-enough-secret-key-for-tests")
+    with LiveServer(create_app(settings, warm_up=False)) as live:
+        monkeypatch.setattr(psycopg.Connection, "commit", slow_commit)
+        r = httpx.put(f"{live.url}/config/provider-keys/genius", json={"key": KEY}, headers=AUTH, timeout=30)
+        assert r.status_code == 200
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            found = conn.execute(
+                "SELECT count(*) FROM api_config WHERE key LIKE %s", ("%genius%",)
+            ).fetchone()
+        monkeypatch.undo()
+    assert found is not None and found[0] == 1
