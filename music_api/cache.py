@@ -1,5 +1,6 @@
 """Redis cache for hot reads (track detail, search). Keys carry the pipeline's write generation, so
-new results show up as soon as the pipeline writes; entries also expire. Without Redis: no cache."""
+new results show up as soon as the pipeline writes (within the rate limiter's 0.1 s sync period, which
+reads the generation for every request); entries also expire. Without Redis: no cache."""
 
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ class ResponseCache:
         key = None
         if time.monotonic() >= self._open_until:
             try:
-                key = self._key(request, self._redis.get(GENERATION_KEY))
+                generation = getattr(request.state, "generation", None)  # read with the rate limit
+                key = self._key(
+                    request, self._redis.get(GENERATION_KEY) if generation is None else generation
+                )
                 hit = self._redis.get(key)
                 if hit is not None:
                     return Response(hit, media_type="application/json", headers={"X-Cache": "HIT"})

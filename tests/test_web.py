@@ -585,6 +585,7 @@ def test_cleanup_preview_and_llm_notes_in_the_page(
     with psycopg.connect(library["database_url"]) as conn:
         conn.execute("UPDATE comparisons SET llm_notes = %s WHERE file_id = %s", (notes, library["hostile"]))
     bump_generation(services.redis_url)  # as the pipeline does after writing
+    time.sleep(0.15)  # the API reads the generation at most 0.1 s apart
     log_in(page)
     page.click("#tabs button[data-tab=storage]")
     page.fill("#cleanup-days", "0")
