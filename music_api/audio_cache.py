@@ -3,20 +3,24 @@
 A listener seeking through a track sends one range request per seek, and every one of them used to be
 a GET to the bucket: about 2.7 ms of the object store's CPU and 4 ms of the API's per megabyte range, so
 the bucket capped streaming at a fraction of what a web server reads from disk (``make bench-stream``).
-After the first request for an object, one background thread per API worker copies the whole object
-here; later requests read the local copy (the page cache is shared by every worker).
+When an object is asked for a second time within ``admit_seconds``, one background thread per API
+worker copies the whole object here; later requests read the local copy (the page cache is shared by
+every worker). A single request (a library scan, a preview) does not push the hot copies out.
 
-Copies are named by the object's key and ETag, written to a ``.part`` file and renamed into place, so a
-reader never sees half a copy and a new version of an object never reuses an old copy. A copy is used
-for at most ``revalidate_seconds`` before the object is stat'ed again: a replaced or deleted object
-stops being served from here within that time. Beyond ``max_bytes`` the least recently used copies go
-first; objects larger than a quarter of the cache are never copied (they stream from the bucket)."""
+Copies are named by the object's key and ETag, written to a ``.part`` file, flushed to disk and renamed
+into place, so a reader never sees half a copy and a new version of an object never reuses an old copy.
+A copy is used for at most ``revalidate_seconds`` before the object is stat'ed again: a replaced or
+deleted object stops being served from here within that time. A copy whose size is wrong is deleted
+and made again. Beyond ``max_bytes`` the least recently used copies go first; objects larger than a
+quarter of the cache are never copied (they stream from the bucket). Only files named like copies are
+ever deleted, and the directory must be private (music_core/private_dir.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -25,11 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from music_core.private_dir import private_directory
 from music_core.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 PART = ".part"
+_COPY_NAME = re.compile(r"[0-9a-f]{64}(\.part)?")
 
 
 @dataclass(frozen=True)
@@ -46,31 +52,41 @@ class AudioCache:
         max_bytes: int,
         *,
         revalidate_seconds: float = 60.0,
+        admit_seconds: float = 600.0,
         stale_part_seconds: float = 600.0,
+        queued: int = 4,
         remembered: int = 4096,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.max_object_bytes = max_bytes // 4
-        self._revalidate, self._stale_part, self._remembered = (
+        self._revalidate, self._admit, self._stale_part = (
             revalidate_seconds,
+            admit_seconds,
             stale_part_seconds,
-            remembered,
         )
-        self._clock = clock
+        self._queued, self._remembered, self._clock = queued, remembered, clock
         self._checked: OrderedDict[str, tuple[float, AudioCopy]] = OrderedDict()
-        self._failed: dict[str, float] = {}
+        self._asked: OrderedDict[str, float] = OrderedDict()  # keys asked for once, not copied yet
+        self._failed: OrderedDict[str, float] = OrderedDict()
         self._filling: set[str] = set()
         self._lock = threading.Lock()
+        self._closing = threading.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audio-cache")
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_directory(directory, "audio copies")
 
     def path(self, key: str, etag: str) -> Path:
         return self.directory / hashlib.sha256(f"{key}\0{etag}".encode()).hexdigest()
 
     def eligible(self, size: int) -> bool:
         return 0 < size <= self.max_object_bytes
+
+    def _remember(self, table: OrderedDict, key: str, value: object) -> None:
+        table[key] = value
+        table.move_to_end(key)
+        while len(table) > self._remembered:
+            table.popitem(last=False)
 
     def fresh(self, key: str) -> AudioCopy | None:
         """The copy of ``key`` found when the object was last stat'ed, if that was recent (no I/O)."""
@@ -88,70 +104,97 @@ class AudioCache:
             self._checked.pop(key, None)
 
     def revalidate(self, key: str, size: int, etag: str) -> AudioCopy | None:
-        """The copy of this version of the object (its size and ETag from a stat), if there is one."""
+        """The copy of this version of the object (its size and ETag from a stat), if there is one. A copy
+        of the wrong size (damaged, or cut short by a crash of the disk) is deleted."""
         path = self.path(key, etag)
         try:
-            found = path.stat().st_size
-            os.utime(path)  # the least recently used copies are evicted first
-        except FileNotFoundError:
+            found = os.stat(path, follow_symlinks=False).st_size
+            if found == size:
+                os.utime(path, follow_symlinks=False)  # the least recently used copies go first
+            else:
+                path.unlink()
+        except OSError:
             found = -1
         if found != size:
             self.forget(key)
             return None
         copy = AudioCopy(path, size, etag)
         with self._lock:
-            self._checked[key] = (self._clock(), copy)
-            self._checked.move_to_end(key)
-            while len(self._checked) > self._remembered:
-                self._checked.popitem(last=False)
+            self._remember(self._checked, key, (self._clock(), copy))
         return copy
 
-    def schedule_fill(self, store: ObjectStore, key: str, size: int) -> bool:
-        """Copy the object in the background (one copy at a time per worker). False when it is not
-        eligible, already being copied, or its last copy failed less than a revalidation period ago."""
-        if not self.eligible(size):
+    def schedule_fill(self, store: ObjectStore, key: str, size: int, etag: str) -> bool:
+        """Copy the object in the background. False when it is not eligible, asked for only once so far,
+        already queued or being copied, too many copies are queued, or its last copy failed less than a
+        revalidation period ago."""
+        if not self.eligible(size) or self._closing.is_set():
             return False
+        now = self._clock()
         with self._lock:
-            if key in self._filling or self._clock() - self._failed.get(key, -1e18) < self._revalidate:
+            failed = self._failed.get(key)
+            if failed is not None and now - failed < self._revalidate:
+                return False
+            asked = self._asked.get(key)
+            if asked is None or now - asked >= self._admit:
+                self._remember(self._asked, key, now)
+                return False
+            if key in self._filling or len(self._filling) >= self._queued:
                 return False
             self._filling.add(key)
-        self._executor.submit(self._fill_quietly, store, key)
+            self._asked.pop(key, None)
+            self._failed.pop(key, None)
+        try:
+            self._executor.submit(self._fill_quietly, store, key, etag)
+        except RuntimeError:  # closed meanwhile
+            with self._lock:
+                self._filling.discard(key)
+            return False
         return True
 
-    def _fill_quietly(self, store: ObjectStore, key: str) -> None:
+    def _fill_quietly(self, store: ObjectStore, key: str, etag: str) -> None:
         try:
-            self.fill(store, key)
+            self.fill(store, key, etag)
         except Exception as exc:  # a full disk or a broken connection must not reach the request path
             log.warning("audio cache: copying %s failed: %s", key, exc.__class__.__name__)
             with self._lock:
-                self._failed[key] = self._clock()
+                self._remember(self._failed, key, self._clock())
+            self.evict()  # a full disk: make room for the next one
         finally:
             with self._lock:
                 self._filling.discard(key)
 
-    def fill(self, store: ObjectStore, key: str) -> AudioCopy | None:
-        """Copy the current version of the object (None when it is missing, too large, or another
-        worker is copying it right now), then evict beyond the size limit."""
-        opened = store.open_stream(key, CHUNK)
-        if opened is None:
-            return None
-        info, chunks = opened
-        final = self.path(key, info.etag)
+    def fill(self, store: ObjectStore, key: str, etag: str) -> AudioCopy | None:
+        """Copy this version of the object. None when it is already there, another worker is copying
+        it, the object has changed or gone, or the cache is closing; then evict beyond the size limit."""
+        final = self.path(key, etag)
         part = final.with_name(final.name + PART)
+        if final.exists() or not self._claim(part):
+            return None
+        done = False
         try:
-            if not self.eligible(info.size) or final.exists() or not self._claim(part):
+            opened = store.open_stream(key, CHUNK)
+            if opened is None:
                 return None
+            info, chunks = opened
             try:
+                if info.etag != etag or not self.eligible(info.size):
+                    return None
                 with part.open("wb") as out:
                     for chunk in chunks:
+                        if self._closing.is_set():
+                            return None
                         out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())  # a crash must not leave a renamed copy of zeros
                 if part.stat().st_size != info.size:
                     raise OSError(f"copied {part.stat().st_size} bytes of {info.size}")
                 os.replace(part, final)
+                done = True
             finally:
-                part.unlink(missing_ok=True)
+                chunks.close()
         finally:
-            chunks.close()
+            if not done:
+                part.unlink(missing_ok=True)
         self.evict()
         return AudioCopy(final, info.size, info.etag)
 
@@ -159,11 +202,11 @@ class AudioCache:
         """Create the ``.part`` file, unless another worker is writing it; one left by a crash is replaced."""
         for _ in range(2):
             try:
-                os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
                 return True
             except FileExistsError:
                 try:
-                    age = time.time() - part.stat().st_mtime
+                    age = time.time() - part.stat(follow_symlinks=False).st_mtime
                 except FileNotFoundError:
                     continue
                 if age < self._stale_part:
@@ -172,27 +215,42 @@ class AudioCache:
         return False
 
     def evict(self) -> int:
-        """Delete the least recently used copies until the cache fits ``max_bytes``; bytes freed."""
-        copies = []
+        """Delete the least recently used copies until the cache (copies being written included) fits
+        ``max_bytes``, and ``.part`` files left by crashed workers; the bytes freed. Files not named like
+        copies are never touched."""
+        copies, total, freed, now = [], 0, 0, time.time()
         for entry in os.scandir(self.directory):
-            if entry.name.endswith(PART) or not entry.is_file(follow_symlinks=False):
+            if not _COPY_NAME.fullmatch(entry.name):
                 continue
             try:
                 st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
+            if entry.name.endswith(PART):
+                if now - st.st_mtime >= self._stale_part:
+                    freed += _unlink(entry.path, st.st_size)
+                else:
+                    total += st.st_size
+                continue
             copies.append((st.st_mtime, st.st_size, entry.path))
-        total, freed = sum(c[1] for c in copies), 0
+            total += st.st_size
         for _, size, path in sorted(copies):
             if total <= self.max_bytes:
                 break
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            freed += _unlink(path, size)
             total -= size
-            freed += size
         return freed
 
     def close(self) -> None:
+        """Stop: queued copies are dropped and the one being written stops at its next chunk (so a worker
+        does not wait for a large copy to finish before it exits)."""
+        self._closing.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _unlink(path: str, size: int) -> int:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return 0
+    return size

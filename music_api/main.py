@@ -22,6 +22,7 @@ from music_api.routes import config, docs, export, health, search, storage, stre
 from music_api.search_client import RemoteSemanticIndex
 from music_api.signed_urls import UrlSigner, signing_key
 from music_api.term_stats import SearchStatisticsCache
+from music_core.private_dir import NotPrivate
 from music_core.settings import Settings
 from music_core.storage import ObjectStore, object_store
 
@@ -45,8 +46,8 @@ def audio_cache(settings: Settings) -> AudioCache | None:
         return None
     try:
         return AudioCache(settings.audio_cache_dir, settings.stream_cache_bytes)
-    except OSError as exc:
-        log.warning("audio cache off: %s cannot be created (%s)", settings.audio_cache_dir, exc.strerror)
+    except (OSError, NotPrivate) as exc:
+        log.warning("audio copies off: %s", exc)
         return None
 
 

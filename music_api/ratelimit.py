@@ -2,13 +2,15 @@
 failed logins included) and per authenticated principal. If Redis is unreachable the API keeps
 answering without limits, and stops asking Redis for a few seconds (no added latency per request).
 
-Each worker counts its own requests at once and adds them to the shared Redis counter at most every
-``sync_seconds`` (0.1 s) per client; in between it judges by the shared count of the last sync plus its
-own requests since. A worker's own requests are never missed, and another worker's are seen at most
-``sync_seconds`` late, so a client spread over W workers can get at most the requests it sends in
-W x 0.1 s past its limit. Per request that saves one or two Redis round trips: a fifth of the API's CPU
-per seek of an audio stream (``make bench-stream``). The same round trip reads the pipeline's write
-generation for the caches (generation_cache.py), which is then at most ``sync_seconds`` old."""
+Until a client has used half its budget in the window, each worker counts the client's requests
+itself and adds them to the shared Redis counter at most every ``sync_seconds`` (0.1 s), judging in
+between by the shared count of the last sync plus its own requests since; past half its budget, every
+request is added at once. A worker's own requests are never missed. A burst spread over W workers can
+pass the limit by at most (W - 1) x half the limit (what the others admitted before their first sync
+past half). Per request that saves
+one or two Redis round trips: a fifth of the API's CPU per seek of an audio stream (``make
+bench-stream``). The same round trip reads the pipeline's write generation for the caches
+(generation_cache.py), which is then at most ``sync_seconds`` old."""
 
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ class RateLimiter:
         self._sync_seconds, self._remembered = sync_seconds, remembered
         self._clock, self._wall_clock = clock, wall_clock
         self._counts: dict[tuple[str, str], _Count] = {}
+        self._window = 0
         self._read_at: dict[str, float] = {}
         self._values: dict[str, bytes] = {}
         self._open_until = -math.inf
@@ -65,10 +68,12 @@ class RateLimiter:
         log.warning("rate limiting paused: Redis is unreachable")
 
     def _count(self, scope: str, ident: str, window: int) -> _Count:
+        if window != self._window:  # a new window: the clients of the last one are forgotten at once
+            self._counts, self._window = {}, window
         count = self._counts.get((scope, ident))
-        if count is None or count.window != window:
-            if len(self._counts) >= self._remembered:  # forget the clients of past windows
-                self._counts = {k: c for k, c in self._counts.items() if c.window == window}
+        if count is None:
+            if len(self._counts) >= self._remembered:  # the oldest client's count is in Redis anyway
+                del self._counts[next(iter(self._counts))]
             count = self._counts[(scope, ident)] = _Count(window)
         return count
 
@@ -87,7 +92,8 @@ class RateLimiter:
         count = self._count(scope, ident, window)
         count.pending += 1
         read_due = read is not None and now - self._read_at.get(read, -math.inf) >= self._sync_seconds
-        if (now - count.synced >= self._sync_seconds or read_due) and not await self._sync(
+        near_limit = count.total() > self.per_minute // 2  # past half its budget: every request synced
+        if (near_limit or now - count.synced >= self._sync_seconds or read_due) and not await self._sync(
             scope, ident, count, read if read_due else None, now
         ):
             return None, None
@@ -110,10 +116,10 @@ class RateLimiter:
                 pipe.get(read)
             results = await pipe.execute()
         except redis.RedisError:
-            count.in_flight -= sent
             self._trip()
             return False
-        count.in_flight -= sent
+        finally:  # also when the request is cancelled meanwhile
+            count.in_flight -= sent
         count.shared = max(count.shared, int(results[0]) - count.in_flight)
         if read is not None:
             self._values[read] = results[2] or b""

@@ -24,6 +24,7 @@ from typing import Any
 
 from music_api.search_protocol import MAX_REQUEST_BYTES, ProtocolError, pack_lookup, recv_frame, send_frame
 from music_api.semantic import SemanticIndex
+from music_core.private_dir import private_directory
 from music_core.settings import Settings
 from music_core.storage import object_store
 
@@ -94,7 +95,7 @@ class SearchServer(socketserver.ThreadingUnixStreamServer):
         self.path = path
         self.engine = engine
         self._bound = False
-        private_directory(path.parent)
+        private_directory(path.parent, "the socket")
         self._lock_fd = _hold_service_lock(path)
         try:
             _remove_stale_socket(path)
@@ -141,25 +142,6 @@ def _hold_service_lock(path: Path) -> int:
         os.close(fd)
         raise RuntimeError(f"another search service is running on {path}") from None
     return fd
-
-
-def private_directory(directory: Path) -> None:
-    """The socket's directory: created 0700, or an existing one that is a real directory of ours that no
-    other user can write to (someone who could would be able to put their own socket in its place).
-    An existing directory's mode is never changed."""
-    try:
-        directory.mkdir(mode=0o700, parents=True)
-    except FileExistsError:
-        pass
-    info = directory.lstat()
-    if not stat.S_ISDIR(info.st_mode):
-        raise RuntimeError(f"{directory} is not a directory")
-    if info.st_uid != os.getuid():
-        raise RuntimeError(
-            f"{directory} belongs to another user; choose a directory of your own for the socket"
-        )
-    if info.st_mode & 0o022:
-        raise RuntimeError(f"other users may write to {directory}; choose a private directory for the socket")
 
 
 def build_engine(settings: Settings, threads: int = 1, passes: int = 1) -> SemanticIndex:

@@ -29,26 +29,63 @@ async def _hits(limiter: RateLimiter, ident: str, n: int) -> list[int | None]:
     return [await limiter.ahit("ip", ident) for _ in range(n)]
 
 
-def test_workers_share_the_count_at_their_next_sync(services: ServiceEndpoints) -> None:
+def _shared(services: ServiceEndpoints, ident: str) -> int:
+    return int(redis.Redis.from_url(services.redis_url).get(f"rl:ip:{ident}:{int(WALL // 60)}") or 0)
+
+
+def test_below_half_the_budget_workers_count_locally_and_share_at_their_next_sync(
+    services: ServiceEndpoints,
+) -> None:
     clock, ident = Clock(), uuid.uuid4().hex
+    first, second = (_limiter(services.redis_url, clock, per_minute=100) for _ in range(2))
+
+    async def go() -> list[int]:
+        shared = []
+        assert await _hits(first, ident, 6) == [None] * 6
+        shared.append(_shared(services, ident))  # only the first request went to Redis
+        clock.now = 0.2
+        assert await _hits(first, ident, 1) == [None]  # a sync period later: all 7 added
+        shared.append(_shared(services, ident))
+        assert await _hits(second, ident, 3) == [None] * 3  # the other worker's first request syncs
+        shared.append(_shared(services, ident))
+        await first.aclose()
+        await second.aclose()
+        return shared
+
+    assert asyncio.run(go()) == [1, 7, 8]
+
+
+def test_past_half_the_budget_every_request_is_shared_at_once(services: ServiceEndpoints) -> None:
+    clock, ident = Clock(), uuid.uuid4().hex  # the clock stands still: no sync is due by time
     first, second = _limiter(services.redis_url, clock), _limiter(services.redis_url, clock)
 
     async def go() -> None:
-        assert await _hits(first, ident, 6) == [None] * 6  # one sync, then counted locally
-        clock.now = 0.2
-        assert await _hits(first, ident, 1) == [None]  # syncs: the shared counter holds all 7
-        assert await _hits(second, ident, 3) == [None] * 3  # its first request syncs and sees 8
-        assert await _hits(second, ident, 1) == [50]  # 11 > 10: refused for the rest of the window
-        assert await _hits(first, ident, 1) == [None]  # 8 as far as it knows: the other's 3 are not synced
-        clock.now = 0.4
-        assert await _hits(second, ident, 1) == [50]  # syncs its 4 (refused requests count too): 12 in all
-        assert await _hits(first, ident, 1) == [50]  # syncs its 2 and learns of all 14
+        assert await _hits(first, ident, 10) == [None] * 10  # 2-5 counted locally, 6-10 each synced
+        assert _shared(services, ident) == 10
+        assert await _hits(second, ident, 1) == [50]  # one worker used the budget: the other knows at once
+        assert await _hits(first, ident, 1) == [50]
         await first.aclose()
         await second.aclose()
 
     asyncio.run(go())
-    count = redis.Redis.from_url(services.redis_url).get(f"rl:ip:{ident}:{int(WALL // 60)}")
-    assert count is not None and int(count) == 14
+
+
+def test_an_interleaved_burst_passes_the_limit_by_at_most_half_of_it_with_two_workers(
+    services: ServiceEndpoints,
+) -> None:
+    clock, ident = Clock(), uuid.uuid4().hex
+    workers = [_limiter(services.redis_url, clock) for _ in range(2)]
+
+    async def go() -> int:
+        admitted = 0
+        for n in range(40):
+            admitted += await workers[n % 2].ahit("ip", ident) is None
+        for limiter in workers:
+            await limiter.aclose()
+        return admitted
+
+    admitted = asyncio.run(go())
+    assert 10 <= admitted <= 10 + 5
 
 
 def test_concurrent_requests_are_all_counted(services: ServiceEndpoints) -> None:

@@ -84,7 +84,10 @@ def test_a_loading_service_says_so_at_once(tmp_path: Path) -> None:
 
 
 def test_the_socket_directory_must_be_private(tmp_path: Path) -> None:
-    from music_api.search_service import private_directory
+    from music_core.private_dir import private_directory as checked
+
+    def private_directory(path: Path) -> None:
+        checked(path, "the socket")
 
     made = tmp_path / "a" / "run"
     private_directory(made)

@@ -18,6 +18,7 @@ import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from minio.error import S3Error
+from starlette.background import BackgroundTask
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from music_api.audio_cache import AudioCache, AudioCopy
@@ -200,24 +201,35 @@ def _redirect(store: ObjectStore, key: str, seconds: int, wanted: AudioRequest) 
 
 
 async def _from_copy(copy: AudioCopy, wanted: AudioRequest) -> Response | None:
-    """The answer from the local copy; None when the copy has gone (evicted since it was checked) or is
-    shorter than it should be. One small range (a seek) is read at once and sent as one body."""
+    """The answer from the local copy; None when the copy cannot be used (evicted since it was checked,
+    not the size it should be, unreadable): the bucket answers instead. One small range (a seek) is
+    read at once and sent as one body."""
     try:
-        file = copy.path.open("rb", buffering=0)  # closed with the response (or when dropped)
-    except FileNotFoundError:
+        fd = os.open(copy.path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
         return None
-    answer = wanted.plan(copy.size, copy.etag)
-    small = None if wanted.head else answer.one_small_range()
-    if small is None:
-        response = wanted.respond(copy.size, copy.etag, _copy_body(file))
-        if wanted.head:
+    file = os.fdopen(fd, "rb", buffering=0)  # open for the response even if the copy is evicted meanwhile
+    try:
+        if os.fstat(fd).st_size != copy.size:
             file.close()
-        return response
-    with file:
-        data = await anyio.to_thread.run_sync(os.pread, file.fileno(), small.length, small.start)
-    if len(data) != small.length:
+            return None
+        answer = wanted.plan(copy.size, copy.etag)
+        small = None if wanted.head else answer.one_small_range()
+        if small is not None:
+            with file:
+                data = await anyio.to_thread.run_sync(os.pread, fd, small.length, small.start)
+            if len(data) != small.length:
+                return None
+            return Response(data, status_code=answer.status, headers=answer.headers, media_type=answer.media)
+    except OSError:
+        file.close()
         return None
-    return Response(data, status_code=answer.status, headers=answer.headers, media_type=answer.media)
+    response = wanted.respond(copy.size, copy.etag, _copy_body(file))
+    if wanted.head or answer.status == 416:
+        file.close()
+    else:
+        response.background = BackgroundTask(file.close)
+    return response
 
 
 def _from_store(store: ObjectStore, key: str, recorded_size: int | None, wanted: AudioRequest) -> Response:
@@ -257,7 +269,7 @@ async def _with_copies(store: ObjectStore, cache: AudioCache, key: str, wanted: 
     if info is None:
         info = await run_in_threadpool(_stat, store, key)
     if not wanted.head:
-        cache.schedule_fill(store, key, info.size)
+        cache.schedule_fill(store, key, info.size, info.etag)
     return wanted.respond(info.size, info.etag, _store_body(store, key))
 
 
