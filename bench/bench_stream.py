@@ -335,6 +335,8 @@ def main() -> int:
         "--rounds", type=int, default=1, help="repeat the four measurements, alternating servers"
     )
     parser.add_argument("--warm-up", action="store_true", help="preload the embedding model, as `up` does")
+    parser.add_argument("--no-copies", dest="copies", action="store_false",
+                        help="MUSIC_STREAM_CACHE_BYTES=0: every GET from the bucket (a cold object's path)")  # fmt: skip
     parser.add_argument("--profile", type=Path, help="py-spy the API during its phases into this folder")
     parser.add_argument("--no-s3-direct", dest="s3_direct", action="store_false",
                         help="skip the reference runs that GET the same object straight from SeaweedFS")  # fmt: skip
@@ -345,7 +347,7 @@ def main() -> int:
 
     report: dict[str, Any] = {"benchmark": "stream", "loadavg_start": [round(x, 2) for x in os.getloadavg()],
                               "cores": os.cpu_count(), "clients": args.clients, "duration_s": args.duration,
-                              "range_bytes": RANGE, "api_workers": args.api_workers,
+                              "range_bytes": RANGE, "api_workers": args.api_workers, "copies": args.copies,
                               "nginx_workers": args.nginx_workers, "target_ratio": TARGET}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
         work = Path(tmp)
@@ -361,8 +363,8 @@ def main() -> int:
             shutil.copyfile(audio, www / "bench-stream.wav")  # the same bytes, on local disk for nginx
             report["file_bytes"] = len(data)
             api_key = secrets.token_urlsafe(32)
-            api, api_url = start_api(api_env(settings, ep, api_key), work / "api.log",
-                                     workers=args.api_workers, warm_up=args.warm_up)  # fmt: skip
+            env = api_env(settings, ep, api_key) | ({} if args.copies else {"MUSIC_STREAM_CACHE_BYTES": "0"})
+            api, api_url = start_api(env, work / "api.log", workers=args.api_workers, warm_up=args.warm_up)
             nginx = None
             try:
                 wait_healthy(api_url, api)
