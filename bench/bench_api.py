@@ -593,7 +593,7 @@ def main() -> int:
                 "mix": mix, "cached_set_per_kind": args.cached_set, "auth": "X-API-Key (reader role)",
                 "rate_limit_per_minute": RATE_LIMIT,
                 "rate_limit_note": "MUSIC_RATE_LIMIT_PER_MINUTE set to 10^9 for the bench: the limiter still runs "
-                "(two Redis round trips per request) but cannot reject",
+                "(counted per worker and synced to Redis, as in production) but cannot reject",
                 "cores": os.cpu_count(), "search_service": args.search_service, "runs": [],
             })  # fmt: skip
             cache = redis.Redis.from_url(ep.redis_url)
