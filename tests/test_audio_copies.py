@@ -53,6 +53,14 @@ def _asked_twice(client: TestClient, url: str, cache: AudioCache, store: ObjectS
     client.get(url, headers={**AUTH, "Range": "bytes=10-19"})
 
 
+def _copied(client: TestClient, store: ObjectStore, track_id: str, key: str) -> tuple[str, AudioCache, Path]:
+    """The track's audio URL, the app's cache, and the copy made after two requests."""
+    url = f"/tracks/{track_id}/audio"
+    cache: AudioCache = client.app.state.audio_cache  # type: ignore[attr-defined]
+    _asked_twice(client, url, cache, store, key)
+    return url, cache, _copy_made(cache, store, key)
+
+
 def _copy_made(cache: AudioCache, store: ObjectStore, key: str) -> Path:
     info = store.stat(key)
     assert info is not None
@@ -68,10 +76,7 @@ def test_a_streamed_object_is_copied_and_every_range_form_is_served_from_the_cop
     client: TestClient, store: ObjectStore, track: tuple[str, str, bytes]
 ) -> None:
     track_id, key, data = track
-    url = f"/tracks/{track_id}/audio"
-    cache: AudioCache = client.app.state.audio_cache  # type: ignore[attr-defined]
-    _asked_twice(client, url, cache, store, key)
-    copy = _copy_made(cache, store, key)
+    url, cache, copy = _copied(client, store, track_id, key)
     assert copy.read_bytes() == data and copy.stat().st_mode & 0o077 == 0
     assert cache.directory.stat().st_mode & 0o077 == 0
     first = client.get(url, headers={**AUTH, "Range": "bytes=0-99"})  # the stat finds the copy
@@ -124,10 +129,7 @@ def test_an_evicted_copy_falls_back_to_the_bucket(
     client: TestClient, store: ObjectStore, track: tuple[str, str, bytes]
 ) -> None:
     track_id, key, data = track
-    url = f"/tracks/{track_id}/audio"
-    cache: AudioCache = client.app.state.audio_cache  # type: ignore[attr-defined]
-    _asked_twice(client, url, cache, store, key)
-    copy = _copy_made(cache, store, key)
+    url, cache, copy = _copied(client, store, track_id, key)
     assert client.get(url, headers={**AUTH, "Range": "bytes=0-9"}).content == data[:10]  # now known
     copy.unlink()  # as another worker's eviction would
     r = client.get(url, headers={**AUTH, "Range": "bytes=10-19"})
@@ -140,10 +142,7 @@ def test_a_damaged_copy_is_never_served_and_is_made_again(
     client: TestClient, store: ObjectStore, track: tuple[str, str, bytes]
 ) -> None:
     track_id, key, data = track
-    url = f"/tracks/{track_id}/audio"
-    cache: AudioCache = client.app.state.audio_cache  # type: ignore[attr-defined]
-    _asked_twice(client, url, cache, store, key)
-    copy = _copy_made(cache, store, key)
+    url, cache, copy = _copied(client, store, track_id, key)
     assert client.get(url, headers={**AUTH, "Range": "bytes=0-9"}).content == data[:10]
     os.truncate(copy, 1000)  # damaged after it was checked (its size no longer matches)
     small = client.get(url, headers={**AUTH, "Range": "bytes=2000-2999"})
