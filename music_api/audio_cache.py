@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -35,7 +36,7 @@ from music_core.storage import ObjectStore
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 PART = ".part"
-_COPY_NAME = re.compile(r"[0-9a-f]{64}(\.part)?")
+_COPY_NAME = re.compile(r"[0-9a-f]{64}(\.[0-9a-f]{16}\.part)?")
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,8 @@ class AudioCache:
         """Copy the object in the background. False when it is not eligible, asked for only once so far,
         already queued or being copied, too many copies are queued, or its last copy failed less than a
         revalidation period ago."""
-        if not self.eligible(size) or self._closing.is_set():
-            return False
+        if not self.eligible(size) or not etag or self._closing.is_set():
+            return False  # without an ETag a copy could not tell one version of the object from another
         now = self._clock()
         with self._lock:
             failed = self._failed.get(key)
@@ -165,53 +166,52 @@ class AudioCache:
 
     def fill(self, store: ObjectStore, key: str, etag: str) -> AudioCopy | None:
         """Copy this version of the object. None when it is already there, another worker is copying
-        it, the object has changed or gone, or the cache is closing; then evict beyond the size limit."""
+        it, the object has changed or gone, or the cache is closing; then evict beyond the size limit.
+
+        Each copy is written to a ``.part`` file of its own (a random name, created exclusively) through
+        one descriptor and checked with ``fstat``, so no other writer can ever truncate, replace or
+        delete it; two workers that copy the same object at once each rename a complete file."""
         final = self.path(key, etag)
-        part = final.with_name(final.name + PART)
-        if final.exists() or not self._claim(part):
+        if final.exists() or self._being_copied(final):
             return None
+        opened = store.open_stream(key, CHUNK)
+        if opened is None:
+            return None
+        info, chunks = opened
+        part = final.with_name(f"{final.name}.{secrets.token_hex(8)}{PART}")
         done = False
         try:
-            opened = store.open_stream(key, CHUNK)
-            if opened is None:
+            if info.etag != etag or not self.eligible(info.size):
                 return None
-            info, chunks = opened
-            try:
-                if info.etag != etag or not self.eligible(info.size):
-                    return None
-                with part.open("wb") as out:
-                    for chunk in chunks:
-                        if self._closing.is_set():
-                            return None
-                        out.write(chunk)
-                    out.flush()
-                    os.fsync(out.fileno())  # a crash must not leave a renamed copy of zeros
-                if part.stat().st_size != info.size:
-                    raise OSError(f"copied {part.stat().st_size} bytes of {info.size}")
-                os.replace(part, final)
-                done = True
-            finally:
-                chunks.close()
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    if self._closing.is_set():
+                        return None
+                    out.write(chunk)
+                out.flush()
+                os.fsync(fd)  # a crash must not leave a renamed copy of zeros
+                written = os.fstat(fd).st_size
+            if written != info.size:
+                raise OSError(f"copied {written} bytes of {info.size}")
+            os.replace(part, final)
+            done = True
         finally:
+            chunks.close()
             if not done:
                 part.unlink(missing_ok=True)
         self.evict()
         return AudioCopy(final, info.size, info.etag)
 
-    def _claim(self, part: Path) -> bool:
-        """Create the ``.part`` file, unless another worker is writing it; one left by a crash is replaced."""
-        for _ in range(2):
+    def _being_copied(self, final: Path) -> bool:
+        """Whether another worker is writing this copy (a ``.part`` of it younger than a crash's)."""
+        now = time.time()
+        for part in self.directory.glob(f"{final.name}.*{PART}"):
             try:
-                os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
-                return True
-            except FileExistsError:
-                try:
-                    age = time.time() - part.stat(follow_symlinks=False).st_mtime
-                except FileNotFoundError:
-                    continue
-                if age < self._stale_part:
-                    return False
-                part.unlink(missing_ok=True)
+                if now - part.stat(follow_symlinks=False).st_mtime < self._stale_part:
+                    return True
+            except FileNotFoundError:
+                continue
         return False
 
     def evict(self) -> int:

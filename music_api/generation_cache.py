@@ -47,7 +47,9 @@ class GenerationCache(Generic[V]):
         return entry[1]
 
     def put(self, generation: bytes | None, key: Hashable, value: V) -> None:
-        if not self._usable(generation):
+        """Keep ``value`` if it was read under the current generation (a request that read an older one
+        before a write may put its row after a newer request has switched: it is dropped)."""
+        if generation is None or generation != self._generation:
             return
         self._entries[key] = (self._clock() + self._ttl, value)
         self._entries.move_to_end(key)

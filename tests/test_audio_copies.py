@@ -145,10 +145,10 @@ def test_a_damaged_copy_is_never_served_and_is_made_again(
     url, cache, copy = _copied(client, store, track_id, key)
     assert client.get(url, headers={**AUTH, "Range": "bytes=0-9"}).content == data[:10]
     os.truncate(copy, 1000)  # damaged after it was checked (its size no longer matches)
+    large = client.get(url, headers={**AUTH, "Range": "bytes=500-"})  # would stream in several reads
+    assert large.status_code == 206 and large.content == data[500:]
     small = client.get(url, headers={**AUTH, "Range": "bytes=2000-2999"})
     assert small.status_code == 206 and small.content == data[2000:3000]
-    large = client.get(url, headers={**AUTH, "Range": "bytes=500-"})  # streamed in several reads
-    assert large.status_code == 206 and large.content == data[500:]
     deadline = time.monotonic() + 20  # the stat found its size wrong: deleted and copied again
     while not (copy.exists() and copy.stat().st_size == SIZE):
         assert time.monotonic() < deadline, "the damaged copy was not replaced"
@@ -245,7 +245,7 @@ def test_least_recently_used_copies_go_first_and_only_copies_are_ever_deleted(
     foreign = cache.directory / "notes.txt"
     foreign.write_bytes(b"x" * 500_000)  # not a copy: never counted, never deleted
     os.utime(foreign, (1, 1))
-    stale_part = cache.directory / ("0" * 64 + ".part")  # left by a worker that died long ago
+    stale_part = cache.directory / ("0" * 64 + "." + "0" * 16 + ".part")  # left by a worker that died
     stale_part.write_bytes(b"half")
     os.utime(stale_part, (time.time() - 601, time.time() - 601))
     copies = {}
@@ -267,18 +267,20 @@ def test_least_recently_used_copies_go_first_and_only_copies_are_ever_deleted(
     cache.close()
 
 
-def test_a_copy_another_worker_is_writing_is_left_alone_and_a_stale_one_replaced(
+def test_a_copy_another_worker_is_writing_is_left_alone_and_a_stale_one_swept(
     store: ObjectStore, tmp_path: Path
 ) -> None:
     cache = AudioCache(tmp_path / "c", 10_000_000, stale_part_seconds=600)
     data = _put(store, tmp_path, "a/1", 5000)
     etag = _etag(store, "a/1")
-    part = cache.path("a/1", etag).with_name(cache.path("a/1", etag).name + ".part")
+    part = cache.path("a/1", etag).with_name(cache.path("a/1", etag).name + "." + "a" * 16 + ".part")
     part.write_bytes(b"half")
     assert cache.fill(store, "a/1", etag) is None and part.read_bytes() == b"half"  # someone else's
     os.utime(part, (time.time() - 601, time.time() - 601))  # left by a worker that died
     copy = cache.fill(store, "a/1", etag)
-    assert copy is not None and copy.path.read_bytes() == data and not part.exists()
+    assert copy is not None and copy.path.read_bytes() == data
+    assert not part.exists()  # swept after the copy
+    assert [p.name for p in cache.directory.iterdir()] == [copy.path.name]
     cache.close()
 
 
@@ -386,6 +388,7 @@ def test_generation_cache_keeps_one_generation_for_a_while_and_stays_bounded() -
     cache: GenerationCache[str] = GenerationCache(capacity=2, ttl_seconds=300, clock=lambda: now[0])
     cache.put(None, "a", "unknown generation")  # Redis unreachable: nothing is kept
     assert cache.get(None, "a") is None and len(cache) == 0
+    assert cache.get(b"1", "a") is None  # the worker now knows generation 1
     cache.put(b"1", "a", "A1")
     assert cache.get(b"1", "a") == "A1"
     cache.put(b"1", "b", "B1")
@@ -393,7 +396,10 @@ def test_generation_cache_keeps_one_generation_for_a_while_and_stays_bounded() -
     cache.put(b"1", "c", "C1")
     assert len(cache) == 2 and cache.get(b"1", "b") is None and cache.get(b"1", "a") == "A1"
     assert cache.get(b"2", "a") is None and len(cache) == 0  # a new generation drops everything
-    cache.put(b"1", "a", "A1 again")  # a restarted Redis counts from 1 again: still a change
+    cache.put(b"1", "a", "read before the write")  # a slower request of the old generation: dropped
+    assert cache.get(b"2", "a") is None
+    assert cache.get(b"1", "a") is None  # a restarted Redis counts from 1 again: a change all the same
+    cache.put(b"1", "a", "A1 again")
     assert cache.get(b"1", "a") == "A1 again"
     now[0] = 300.0
     assert cache.get(b"1", "a") is None  # expired: for writes whose bump never reached Redis

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 import redis
 
 from music_api.ratelimit import RateLimiter
@@ -70,22 +71,54 @@ def test_past_half_the_budget_every_request_is_shared_at_once(services: ServiceE
     asyncio.run(go())
 
 
-def test_an_interleaved_burst_passes_the_limit_by_at_most_half_of_it_with_two_workers(
-    services: ServiceEndpoints,
+@pytest.mark.parametrize("order", ["interleaved", "one after the other"])
+def test_a_burst_over_two_workers_passes_the_limit_by_less_than_half_of_it(
+    services: ServiceEndpoints, order: str
 ) -> None:
-    clock, ident = Clock(), uuid.uuid4().hex
+    clock, ident = Clock(), uuid.uuid4().hex  # the clock stands still: only the budget triggers syncs
     workers = [_limiter(services.redis_url, clock) for _ in range(2)]
+    plan = [n % 2 for n in range(40)] if order == "interleaved" else [0] * 4 + [1] * 36
 
     async def go() -> int:
         admitted = 0
-        for n in range(40):
-            admitted += await workers[n % 2].ahit("ip", ident) is None
+        for worker in plan:
+            admitted += await workers[worker].ahit("ip", ident) is None
         for limiter in workers:
             await limiter.aclose()
         return admitted
 
-    admitted = asyncio.run(go())
-    assert 10 <= admitted <= 10 + 5
+    assert 10 <= asyncio.run(go()) <= 10 + (2 - 1) * (10 // 2 - 1)  # the docstring's bound
+
+
+def test_a_client_refused_by_redis_costs_no_more_round_trips(services: ServiceEndpoints) -> None:
+    clock, ident = Clock(), uuid.uuid4().hex
+    limiter = _limiter(services.redis_url, clock)
+
+    async def go() -> list[int | None]:
+        answers = await _hits(limiter, ident, 11)
+        answers += await _hits(limiter, ident, 20)
+        await limiter.aclose()
+        return answers
+
+    answers = asyncio.run(go())
+    assert answers == [None] * 10 + [50] * 21
+    assert _shared(services, ident) == 11  # the refusals after Redis said "spent" stayed local
+
+
+def test_the_counts_forgotten_first_are_those_already_in_redis(services: ServiceEndpoints) -> None:
+    clock = Clock()
+    limiter = RateLimiter(services.redis_url, 100, remembered=2, clock=clock, wall_clock=lambda: WALL)
+    names = [uuid.uuid4().hex for _ in range(3)]
+
+    async def go() -> None:
+        await limiter.ahit("ip", names[0])  # synced
+        await limiter.ahit("ip", names[0])  # one request not yet in Redis
+        await limiter.ahit("ip", names[1])  # synced: nothing pending
+        await limiter.ahit("ip", names[2])  # a third client: one of the first two must go
+        await limiter.aclose()
+
+    asyncio.run(go())
+    assert set(limiter._counts) == {("ip", names[0]), ("ip", names[2])}  # the oldest kept its request
 
 
 def test_concurrent_requests_are_all_counted(services: ServiceEndpoints) -> None:

@@ -18,7 +18,6 @@ import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from minio.error import S3Error
-from starlette.background import BackgroundTask
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from music_api.audio_cache import AudioCache, AudioCopy
@@ -227,9 +226,17 @@ async def _from_copy(copy: AudioCopy, wanted: AudioRequest) -> Response | None:
     response = wanted.respond(copy.size, copy.etag, _copy_body(file))
     if wanted.head or answer.status == 416:
         file.close()
-    else:
-        response.background = BackgroundTask(file.close)
+    else:  # closed when the body ends, fails or is abandoned (or, never started, when it is dropped)
+        response.body_iterator = _closing(response.body_iterator, file)  # type: ignore[attr-defined]
     return response
+
+
+async def _closing(chunks: AsyncIterator[bytes], file: BinaryIO) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        file.close()
 
 
 def _from_store(store: ObjectStore, key: str, recorded_size: int | None, wanted: AudioRequest) -> Response:
