@@ -241,6 +241,18 @@ class AudioCache:
             total -= size
         return freed
 
+    def usage(self) -> dict[str, object]:
+        """For storage statistics: where the copies are, how many, their bytes and the limit."""
+        copies = size = 0
+        for entry in os.scandir(self.directory):
+            if _COPY_NAME.fullmatch(entry.name) and not entry.name.endswith(PART):
+                try:
+                    size += entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:
+                    continue
+                copies += 1
+        return {"path": str(self.directory), "copies": copies, "bytes": size, "limit_bytes": self.max_bytes}
+
     def close(self) -> None:
         """Stop: queued copies are dropped and the one being written stops at its next chunk (so a worker
         does not wait for a large copy to finish before it exits)."""

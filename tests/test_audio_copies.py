@@ -103,6 +103,8 @@ def test_a_streamed_object_is_copied_and_every_range_form_is_served_from_the_cop
     assert head.status_code == 206 and head.headers["content-length"] == "10" and head.content == b""
     beyond = client.get(url, headers={**AUTH, "Range": f"bytes={SIZE}-"})
     assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{SIZE}"
+    usage = client.get("/storage/stats", headers=AUTH).json()["audio_copies"]
+    assert usage == {"path": str(cache.directory), "copies": 1, "bytes": SIZE, "limit_bytes": 2 * 1024**3}
 
 
 def test_a_replaced_object_is_not_served_from_the_old_copy_after_revalidation(
@@ -164,6 +166,7 @@ def test_with_copies_off_nothing_is_written(
     with TestClient(create_app(settings, warm_up=False)) as c:
         assert c.app.state.audio_cache is None  # type: ignore[attr-defined]
         assert c.get(f"/tracks/{track_id}/audio", headers=AUTH).content == data
+        assert c.get("/storage/stats", headers=AUTH).json()["audio_copies"] is None
     assert not (tmp_path / "c").exists()
 
 

@@ -16,10 +16,13 @@ from music_core.storage_stats import library_analytics, storage_stats
 router = APIRouter(prefix="/storage", tags=["storage"], dependencies=[Depends(require_reader)])
 
 
-@router.get("/stats", summary="Bucket, database, index and disk usage")
+@router.get("/stats", summary="Bucket, database, index, disk usage and this API's local audio copies")
 def stats(request: Request, conn: Conn, store: Store) -> dict[str, Any]:
     settings = request.app.state.settings
-    return storage_stats(conn, store, describe_model(settings.embedding_model), settings.data_path)
+    cache = request.app.state.audio_cache
+    return storage_stats(conn, store, describe_model(settings.embedding_model), settings.data_path) | {
+        "audio_copies": None if cache is None else cache.usage()
+    }
 
 
 @router.get("/analytics", summary="Library composition: genres, types, months, largest, duplicates")
