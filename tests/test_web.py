@@ -540,6 +540,11 @@ def test_reader_cannot_upload_and_storage_panel(page: Any, library: dict[str, An
         cell = page.locator(f"#storage-bucket tbody tr[data-prefix='{prefix}'] .objects")
         assert cell.text_content() == str(value["objects"])
     assert stats["bucket"]["originals"]["objects"] == 3
+    copies = page.locator("#storage-other dt", has_text="Audio copies").locator(
+        "xpath=following-sibling::dd[1]"
+    )
+    assert stats["audio_copies"] is not None  # on by default
+    assert (copies.text_content() or "").startswith(f"{stats['audio_copies']['copies']} (")
     assert page.locator("#by-type tbody tr").count() == 2  # flac and wav
     assert page.get_attribute("#dagster-link", "href") == "http://127.0.0.1:3000/"
     page.screenshot(path=str(shots(tmp_path) / "storage.png"), full_page=True)

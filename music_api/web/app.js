@@ -571,7 +571,9 @@ async function loadStorage() {
       el("tr", { dataset: { prefix } }, el("td", {}, prefix), el("td", { class: "num objects" }, v.objects), el("td", { class: "num" }, bytes(v.bytes)))));
     const other = [["Database", bytes(stats.database.bytes)],
       ["Vector index", stats.vector_index ? `version ${stats.vector_index.version}, ${stats.vector_index.vectors} vectors` : "not built yet"],
-      ["Disk free", stats.disk ? `${bytes(stats.disk.free)} of ${bytes(stats.disk.total)}` : "unknown"]];
+      ["Disk free", stats.disk ? `${bytes(stats.disk.free)} of ${bytes(stats.disk.total)}` : "unknown"],
+      ["Audio copies", stats.audio_copies
+        ? `${stats.audio_copies.copies} (${bytes(stats.audio_copies.bytes)} of ${bytes(stats.audio_copies.limit_bytes)})` : "off"]];
     $("storage-other").replaceChildren(...other.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
     const group = (id, rows) => document.querySelector(`#${id} tbody`).replaceChildren(...rows.map((r) =>
       el("tr", {}, el("td", {}, r.key), el("td", { class: "num" }, r.tracks), el("td", { class: "num" }, bytes(r.bytes)), el("td", { class: "num" }, duration(r.seconds)))));
