@@ -107,15 +107,15 @@ class AudioRequest:
         try:
             ranges = parse_range(range_header, size)
         except RangeNotSatisfiable:
-            return Answer(416, {**headers, "Content-Range": f"bytes */{size}"}, self.content_type, [], size)
+            return Answer(416, {**headers, "Content-Range": f"bytes */{size}"}, self.content_type, [])
         if ranges is None:
             headers["Content-Length"] = str(size)
             spans = [ByteRange(0, size - 1)] if size else []
-            return Answer(200, headers, self.content_type, spans, size)
+            return Answer(200, headers, self.content_type, spans)
         if len(ranges) == 1:
             r = ranges[0]
             headers |= {"Content-Range": r.content_range(size), "Content-Length": str(r.length)}
-        return Answer(206, headers, self.content_type, ranges, size)
+        return Answer(206, headers, self.content_type, ranges)
 
     def respond(self, size: int, etag: str, body: Body) -> Response:
         """200, 206 (one range or multipart) or 416, the bytes streamed from ``body``."""
@@ -141,7 +141,6 @@ class Answer:
     headers: dict[str, str]
     media: str
     ranges: list[ByteRange]
-    size: int
 
     def one_small_range(self) -> ByteRange | None:
         """The bytes of a 200/206 that fit in one read, else None (multipart, large, empty, 416)."""
