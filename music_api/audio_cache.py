@@ -17,6 +17,7 @@ ever deleted, and the directory must be private (music_core/private_dir.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -159,7 +160,8 @@ class AudioCache:
             log.warning("audio cache: copying %s failed: %s", key, exc.__class__.__name__)
             with self._lock:
                 self._remember(self._failed, key, self._clock())
-            self.evict()  # a full disk: make room for the next one
+            with contextlib.suppress(OSError):
+                self.evict()  # a full disk: make room for the next one
         finally:
             with self._lock:
                 self._filling.discard(key)
