@@ -119,7 +119,10 @@ class AudioRequest:
 
     def respond(self, size: int, etag: str, body: Body) -> Response:
         """200, 206 (one range or multipart) or 416, the bytes streamed from ``body``."""
-        answer = self.plan(size, etag)
+        return self.answer_with(self.plan(size, etag), size, body)
+
+    def answer_with(self, answer: Answer, size: int, body: Body) -> Response:
+        """The response for a planned answer, its bytes streamed from ``body``."""
         if answer.status == 416:
             return Response(status_code=416, headers=answer.headers)
         media, headers = answer.media, answer.headers
@@ -222,7 +225,7 @@ async def _from_copy(copy: AudioCopy, wanted: AudioRequest) -> Response | None:
     except OSError:
         file.close()
         return None
-    response = wanted.respond(copy.size, copy.etag, _copy_body(file))
+    response = wanted.answer_with(answer, copy.size, _copy_body(file))
     if wanted.head or answer.status == 416:
         file.close()
     else:  # closed when the body ends, fails or is abandoned (or, never started, when it is dropped)
